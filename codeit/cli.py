@@ -1,0 +1,43 @@
+"""The ``codeit`` command line: one sub-command per module, imported only when it is used.
+
+Each entry maps a sub-command to ``"module:function"``; the module's ``add_arguments(parser)`` adds
+its options and the function receives the parsed namespace and returns an exit code.  Importing a
+sub-command lazily keeps ``codeit execute`` free of torch and transformers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+#: sub-command -> (help text, "module:function")
+COMMANDS: dict[str, tuple[str, str]] = {
+    "execute": ("run DSL programs from a JSONL file on input grids", "codeit.execute_cli:main"),
+}
+
+
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The parser; only ``command``'s module is imported (all are listed in ``--help``)."""
+    parser = argparse.ArgumentParser(prog="codeit", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+    for name, (help_text, target) in COMMANDS.items():
+        cmd = sub.add_parser(name, help=help_text, description=help_text)
+        if name == command:
+            module_name, _, func_name = target.partition(":")
+            module = importlib.import_module(module_name)
+            module.add_arguments(cmd)
+            cmd.set_defaults(_entry=getattr(module, func_name))
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    command = next((a for a in argv if not a.startswith("-")), None)
+    args = build_parser(command if command in COMMANDS else None).parse_args(argv)
+    return int(args._entry(args) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
