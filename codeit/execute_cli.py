@@ -1,0 +1,122 @@
+"""``codeit execute FILE.jsonl``: run DSL programs on grids, one JSON line in, one JSON line out.
+
+Each input line is ``{"program": "<text>", "inputs": [grid, ...]}`` (program in either text form);
+for each, in order, exactly one line ``{"outputs": [grid or null, ...], "errors": [null or reason, ...]}``
+is written to stdout, one entry per input grid.  A malformed line never stops the run: it gets an
+output line whose errors say what is wrong (one null output and one error if its inputs cannot be
+read).  Lines are streamed through a :class:`~codeit.execute.BatchExecutor` with a bounded
+read-ahead, so files of any size run in constant memory, and output is flushed as it goes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import os
+import sys
+import time
+from collections import deque
+from collections.abc import Iterator
+from typing import Any, TextIO
+
+from codeit.execute import DEFAULT_LIMITS, BatchExecutor, ExecutionLimits, ExecutionResult
+
+_FLUSH_EVERY = 0.25  # seconds between flushes of stdout while results keep coming
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("file", help="JSONL file of {\"program\": ..., \"inputs\": [...]} lines; - for stdin")
+    parser.add_argument("--workers", type=int, default=None, metavar="N",
+                        help="worker processes (default: one per available CPU)")
+    parser.add_argument("--timeout", type=float, default=DEFAULT_LIMITS.timeout, metavar="S",
+                        help="time limit per program and input grid in seconds (default: %(default)s)")
+    parser.add_argument("--line-timeout", type=float, default=DEFAULT_LIMITS.line_timeout, metavar="S",
+                        help="time limit per program line in seconds (default: %(default)s)")
+    parser.add_argument("--max-elements", type=int, default=DEFAULT_LIMITS.max_elements, metavar="N",
+                        help="drop intermediate values with this many elements or more; 0 switches the "
+                             "rule off (default: %(default)s)")
+    parser.add_argument("--memory-mb", type=int, default=DEFAULT_LIMITS.memory_mb, metavar="MB",
+                        help="address-space cap per worker in MiB, 0 for none (default: %(default)s)")
+
+
+def main(args: argparse.Namespace) -> int:
+    try:
+        limits = ExecutionLimits(timeout=args.timeout, line_timeout=args.line_timeout,
+                                 max_elements=args.max_elements, memory_mb=args.memory_mb)
+    except ValueError as exc:
+        print(f"codeit execute: {exc}", file=sys.stderr)
+        return 2
+    if args.workers is not None and args.workers < 1:
+        print("codeit execute: --workers must be at least 1", file=sys.stderr)
+        return 2
+    try:
+        # undecodable bytes become U+FFFD, so such a line fails on its own instead of ending the run
+        stream = (io.TextIOWrapper(sys.stdin.buffer, encoding="utf-8", errors="replace") if args.file == "-"
+                  else open(args.file, encoding="utf-8", errors="replace"))  # noqa: SIM115
+    except OSError as exc:
+        print(f"codeit execute: cannot read {args.file}: {exc}", file=sys.stderr)
+        return 2
+    try:
+        with stream, BatchExecutor(workers=args.workers, limits=limits) as pool:
+            _stream(stream, sys.stdout, pool)
+    except BrokenPipeError:  # the reader went away (e.g. `| head`): stop quietly
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no error at exit's flush
+        return 0
+    return 0
+
+
+def _stream(lines: TextIO, out: TextIO, pool: BatchExecutor) -> None:
+    """Write one result line per input line, in order, as results arrive."""
+    # Every input line becomes one pool job, so the pool's bounded read-ahead bounds memory; a
+    # malformed line becomes an empty job (answered without a worker) and its ready-made failure
+    # waits in `overrides`, in line order, until the pool's result for it comes out.
+    overrides: deque[ExecutionResult | None] = deque()
+
+    def jobs() -> Iterator[tuple[str, Any]]:
+        for number, line in enumerate(lines, 1):
+            job = _read_job(line, number)
+            if isinstance(job, ExecutionResult):
+                overrides.append(job)
+                yield "", []
+            else:
+                overrides.append(None)
+                yield job
+
+    last_flush = time.monotonic()
+    for result in pool.imap(jobs()):
+        override = overrides.popleft()
+        if override is not None:
+            result = override
+        out.write(json.dumps({"outputs": result.outputs, "errors": result.errors}, separators=(",", ":")))
+        out.write("\n")
+        if time.monotonic() - last_flush > _FLUSH_EVERY:
+            out.flush()
+            last_flush = time.monotonic()
+    out.flush()
+
+
+def _read_job(line: str, number: int) -> tuple[str, list] | ExecutionResult:
+    """The job on one input line, or the failure result that stands for a malformed line."""
+    if not line.strip():
+        return _failed(1, f"invalid job: line {number} is empty")
+    try:
+        record = json.loads(line)
+    except (ValueError, RecursionError) as exc:  # RecursionError: absurdly deep nesting
+        return _failed(1, f"invalid job: line {number} is not valid JSON ({exc})")
+    if not isinstance(record, dict):
+        return _failed(1, f"invalid job: line {number} is a JSON {type(record).__name__}, "
+                          f"not an object with 'program' and 'inputs'")
+    inputs = record.get("inputs")
+    if not isinstance(inputs, list):
+        reason = "has no 'inputs'" if inputs is None else "has 'inputs' that is not a list of grids"
+        return _failed(1, f"invalid job: line {number} {reason}")
+    program = record.get("program")
+    if not isinstance(program, str):
+        reason = "has no 'program'" if program is None else "has a 'program' that is not a string"
+        return _failed(len(inputs), f"invalid job: line {number} {reason}")
+    return program, inputs
+
+
+def _failed(n: int, reason: str) -> ExecutionResult:
+    return ExecutionResult((None,) * n, (reason,) * n)
