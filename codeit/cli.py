@@ -14,6 +14,7 @@ import sys
 #: sub-command -> (help text, "module:function")
 COMMANDS: dict[str, tuple[str, str]] = {
     "execute": ("run DSL programs from a JSONL file on input grids", "codeit.execute_cli:main"),
+    "plugins": ("list the registered plugins and the hooks they implement", "codeit.plugins:main"),
 }
 
 

@@ -1,0 +1,468 @@
+"""The prioritised replay buffer of CodeIt (DESIGN.md §4).
+
+Entries (:class:`Entry`: a task, the program that solves it, where it came from and the numbers the
+priority schemes read) live in two parts: ``initial`` (training programs, mutated and random
+programs: every source except ``"policy"``) and ``policy`` (programs the policy sampled).  An entry
+is keyed by ``(parent task key, program text)``, so the same program for the same parent task is
+stored once (the first one added is kept).
+
+Storage: entries in a Python list, their numeric attributes, part and priority in numpy arrays
+grown by doubling, and a dict from key to position.  Sampling is vectorised
+(Efraimidis-Spirakis keys ``log(u) / priority`` and ``argpartition``): ``k`` draws without
+replacement with probability proportional to priority cost O(part size) numpy work, no Python loop
+over entries.
+
+Priorities come from a *priority function* mapping a batch's columns to priorities; in a run it is
+:class:`HookPriority`, the weighted mean of the ``codeit_priority`` schemes the config selects plus
+a small epsilon.  When the buffer holds more than ``capacity`` entries, the lower-priority half of
+each part is dropped (ties: older entries go first), so the initial part keeps its share.
+
+:meth:`ReplayBuffer.save` writes a folder: ``arrays-<n>.npz`` (all numeric columns), append-only
+``entries-<n>.pkl`` chunks (the entries added since the previous save, as plain tuples), then
+``manifest.json`` naming them, replaced atomically, so an interrupted save never damages the last
+good one; :meth:`ReplayBuffer.load` restores an identical buffer.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pickle
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from codeit.tasks import Example, Task
+
+PARTS = ("initial", "policy")
+POLICY_SOURCE = "policy"
+#: column name -> numpy dtype of the per-entry numbers handed to priority schemes
+COLUMNS: dict[str, Any] = {"accuracy": np.float32, "length": np.int32, "iteration": np.int32,
+                           "similarity": np.float32}
+DEFAULT_CAPACITY = 10_000_000
+DEFAULT_EPSILON = 1e-3
+FORMAT_VERSION = 2
+
+PriorityFunction = Callable[[Mapping[str, np.ndarray]], np.ndarray]
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    """One replay-buffer experience: ``program`` solves ``task`` (by construction when relabelled).
+
+    ``parent_key`` is the task the program was written for; ``source`` is the sampler that
+    produced it (``"initial"``, ``"mutated"``, ``"random"``, ``"policy"``, ...); ``accuracy`` its
+    demonstration accuracy on the parent task; ``length`` its length in tokens; ``iteration`` the
+    meta-iteration it was added at; ``similarity`` in [0, 1] how close its outputs came to the
+    parent's target outputs (for the ``distance`` priority).
+    """
+
+    task: Task
+    program: str
+    parent_key: str
+    source: str
+    accuracy: float = 1.0
+    length: int = 0
+    iteration: int = 0
+    similarity: float = 1.0
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return (self.parent_key, self.program)
+
+    @property
+    def part(self) -> str:
+        return "policy" if self.source == POLICY_SOURCE else "initial"
+
+
+def columns_of(entries: Sequence[Entry]) -> dict[str, np.ndarray]:
+    """The priority columns of ``entries`` (see ``codeit_priority``)."""
+    cols = {name: np.fromiter((getattr(e, name) for e in entries), dtype=dtype, count=len(entries))
+            for name, dtype in COLUMNS.items()}
+    cols["policy"] = np.fromiter((e.source == POLICY_SOURCE for e in entries), dtype=bool, count=len(entries))
+    return cols
+
+
+def uniform_priority(columns: Mapping[str, np.ndarray]) -> np.ndarray:
+    """Priority 1 for everything (a stand-in priority function for tools and tests)."""
+    return np.ones(len(columns["accuracy"]), dtype=np.float64)
+
+
+class HookPriority:
+    """The run's priority function: ``sum(w_s * score_s) / sum(w_s) + epsilon`` over the schemes of
+    ``weights`` (default: ``config["plugins"]["priority"]``), each score from the
+    ``codeit_priority`` hook of plugin manager ``pm``."""
+
+    def __init__(self, pm: Any, config: Mapping[str, Any] | None = None, *,
+                 weights: Mapping[str, float] | None = None, epsilon: float | None = None) -> None:
+        from codeit.plugins import priority_weights
+
+        self.pm = pm
+        self.config = config or {}
+        self.weights = dict(weights) if weights is not None else priority_weights(self.config)
+        if epsilon is None:
+            epsilon = (self.config.get("buffer") or {}).get("epsilon", DEFAULT_EPSILON)
+        self.epsilon = float(epsilon)
+        if not self.epsilon > 0:
+            raise ValueError(f"priority epsilon must be > 0, got {self.epsilon}")
+        self.check()
+
+    def check(self) -> None:
+        """Raise ``LookupError`` now for a selected scheme no plugin provides."""
+        empty = {name: np.zeros(0, dtype) for name, dtype in COLUMNS.items()}
+        empty["policy"] = np.zeros(0, bool)
+        self._scores(empty)
+
+    def _scores(self, columns: Mapping[str, np.ndarray]) -> np.ndarray:
+        n = len(columns["accuracy"])
+        total = np.zeros(n, dtype=np.float64)
+        weight_sum = sum(self.weights.values())
+        for name, weight in self.weights.items():
+            scores = self.pm.hook.codeit_priority(name=name, columns=columns, config=self.config)
+            if scores is None:
+                raise LookupError(f"no plugin provides priority scheme {name!r} "
+                                  f"(config plugins.priority; `codeit plugins` lists the plugins)")
+            scores = np.asarray(scores, dtype=np.float64)
+            if scores.shape != (n,):
+                raise ValueError(f"priority scheme {name!r} returned shape {scores.shape}, expected ({n},)")
+            if n and not (np.all(scores >= 0.0) and np.all(scores <= 1.0)):
+                raise ValueError(f"priority scheme {name!r} returned scores outside [0, 1]")
+            if weight:
+                total += (weight / weight_sum) * scores
+        return total
+
+    def __call__(self, columns: Mapping[str, np.ndarray]) -> np.ndarray:
+        return self._scores(columns) + self.epsilon
+
+
+class ReplayBuffer:
+    """The two-part prioritised replay buffer (module docstring)."""
+
+    def __init__(self, priority: PriorityFunction = uniform_priority, capacity: int = DEFAULT_CAPACITY) -> None:
+        if capacity < 2:
+            raise ValueError(f"capacity must be at least 2, got {capacity}")
+        self.priority = priority
+        self.capacity = int(capacity)
+        self._entries: list[Entry] = []
+        self._index: dict[tuple[str, str], int] = {}
+        self._size = 0
+        self._seq = 0  # insertion counter, for tie-breaking on reduction
+        self._arrays: dict[str, np.ndarray] = {}
+        self._saved: dict[str, Any] | None = None  # what the last save/load left on disk, for incremental saves
+        self._allocate(1024)
+
+    @classmethod
+    def from_config(cls, config: Mapping[str, Any], pm: Any) -> ReplayBuffer:
+        """A buffer with :class:`HookPriority` and ``config["buffer"]["capacity"]``."""
+        section = config.get("buffer") or {}
+        return cls(HookPriority(pm, config), capacity=int(section.get("capacity", DEFAULT_CAPACITY)))
+
+    # -- storage -----------------------------------------------------------------------------------
+
+    def _allocate(self, size: int) -> None:
+        spec = {**COLUMNS, "priority": np.float64, "part": np.int8, "seq": np.int64}
+        new = {name: np.zeros(size, dtype) for name, dtype in spec.items()}
+        for name, array in self._arrays.items():
+            new[name][: self._size] = array[: self._size]
+        self._arrays = new
+
+    def _view(self, name: str) -> np.ndarray:
+        view = self._arrays[name][: self._size]
+        view.flags.writeable = False
+        return view
+
+    def __len__(self) -> int:
+        return self._size
+
+    def __iter__(self) -> Iterator[Entry]:
+        return iter(self._entries)
+
+    def __contains__(self, key: object) -> bool:
+        if isinstance(key, Entry):
+            key = key.key
+        return key in self._index
+
+    def __getitem__(self, index: int) -> Entry:
+        return self._entries[index]
+
+    def get(self, parent_key: str, program: str) -> Entry | None:
+        i = self._index.get((parent_key, program))
+        return None if i is None else self._entries[i]
+
+    @property
+    def priorities(self) -> np.ndarray:
+        """Read-only view of the entries' priorities (in iteration order)."""
+        return self._view("priority")
+
+    def columns(self) -> dict[str, np.ndarray]:
+        """Read-only views of the priority columns of all entries."""
+        cols = {name: self._view(name) for name in COLUMNS}
+        cols["policy"] = self._view("part") == 1
+        return cols
+
+    def part_indices(self, part: str | None) -> np.ndarray:
+        """Positions of the entries in ``part`` (``"initial"``, ``"policy"``, None: all)."""
+        if part is None:
+            return np.arange(self._size)
+        return np.flatnonzero(self._view("part") == _part_code(part))
+
+    def count(self, part: str | None = None) -> int:
+        return len(self.part_indices(part)) if part is not None else self._size
+
+    def entries(self, part: str | None = None) -> list[Entry]:
+        if part is None:
+            return list(self._entries)
+        return [self._entries[i] for i in self.part_indices(part)]
+
+    # -- adding ------------------------------------------------------------------------------------
+
+    def add(self, entry: Entry) -> bool:
+        """Add one entry; False if its key is already stored.  Prefer :meth:`add_many` for batches."""
+        return self.add_many((entry,)) == 1
+
+    def add_many(self, entries: Iterable[Entry]) -> int:
+        """Add entries whose key is not yet stored (priorities computed for the batch at once, then
+        the buffer reduced if over capacity); returns how many were added."""
+        index = self._index
+        new: list[Entry] = []
+        start = self._size
+        for entry in entries:
+            key = (entry.parent_key, entry.program)
+            if key not in index:
+                index[key] = start + len(new)
+                new.append(entry)
+        if not new:
+            return 0
+        n = len(new)
+        try:
+            cols = columns_of(new)
+            priority = np.asarray(self.priority(cols), dtype=np.float64)
+            if priority.shape != (n,) or not np.all(priority > 0) or not np.all(np.isfinite(priority)):
+                raise ValueError("the priority function must return one finite priority > 0 per entry")
+        except BaseException:
+            for entry in new:
+                del index[(entry.parent_key, entry.program)]
+            raise
+        end = start + n
+        if end > len(self._arrays["priority"]):
+            self._allocate(max(end, 2 * len(self._arrays["priority"])))
+        arrays = self._arrays
+        for name in COLUMNS:
+            arrays[name][start:end] = cols[name]
+        arrays["part"][start:end] = cols["policy"]
+        arrays["priority"][start:end] = priority
+        arrays["seq"][start:end] = np.arange(self._seq, self._seq + n)
+        self._seq += n
+        self._entries.extend(new)
+        self._size = end
+        if self._size > self.capacity:
+            self.reduce()
+        return n
+
+    def reprioritise(self, priority: PriorityFunction | None = None) -> None:
+        """Recompute every priority (with ``priority``, which then becomes the buffer's function)."""
+        if priority is not None:
+            self.priority = priority
+        if self._size:
+            values = np.asarray(self.priority(self.columns()), dtype=np.float64)
+            if values.shape != (self._size,) or not np.all(values > 0):
+                raise ValueError("the priority function must return one priority > 0 per entry")
+            self._arrays["priority"][: self._size] = values
+
+    def reduce(self) -> None:
+        """Drop the lower-priority half of each part (ties: older first)."""
+        keep_parts = []
+        priority, seq = self._view("priority"), self._view("seq")
+        for part in PARTS:
+            idx = self.part_indices(part)
+            if len(idx) < 2:
+                keep_parts.append(idx)
+                continue
+            order = np.lexsort((-seq[idx], -priority[idx]))  # best first
+            keep_parts.append(idx[order[: len(idx) - len(idx) // 2]])
+        self._compact(np.sort(np.concatenate(keep_parts)))
+
+    def _compact(self, keep: np.ndarray) -> None:
+        entries = self._entries
+        self._entries = [entries[i] for i in keep]
+        for array in self._arrays.values():
+            array[: len(keep)] = array[keep]
+        self._size = len(keep)
+        self._index = {(e.parent_key, e.program): i for i, e in enumerate(self._entries)}
+
+    def clear(self) -> None:
+        self._entries, self._index, self._size = [], {}, 0
+
+    # -- sampling ----------------------------------------------------------------------------------
+
+    def sample_indices(self, n: int, *, part: str | None = None,
+                       rng: np.random.Generator | None = None) -> np.ndarray:
+        """Positions of ``n`` entries of ``part`` drawn without replacement, each draw with probability
+        proportional to priority (all of them, in a random priority-weighted order, if fewer)."""
+        rng = rng if rng is not None else np.random.default_rng()
+        idx = self.part_indices(part)
+        if n <= 0 or len(idx) == 0:
+            return np.zeros(0, dtype=np.int64)
+        # Efraimidis-Spirakis: the n largest log(u)/p are a weighted sample without replacement.
+        u = rng.random(len(idx))
+        np.subtract(1.0, u, out=u)  # (0, 1]
+        keys = np.log(u, out=u)
+        keys /= self._arrays["priority"][idx]
+        if n < len(idx):
+            top = np.argpartition(keys, len(idx) - n)[len(idx) - n:]
+        else:
+            top = np.arange(len(idx))
+        top = top[np.argsort(-keys[top], kind="stable")]
+        return idx[top]
+
+    def sample(self, n: int, *, part: str | None = None, rng: np.random.Generator | None = None) -> list[Entry]:
+        """``n`` entries of ``part`` (None: the whole buffer) by priority, without replacement."""
+        entries = self._entries
+        return [entries[i] for i in self.sample_indices(n, part=part, rng=rng)]
+
+    def sample_parts(self, sizes: Mapping[str, int], rng: np.random.Generator | None = None) -> list[Entry]:
+        """Sample each part separately, e.g. ``{"policy": 90_000, "initial": 10_000}`` (paper)."""
+        rng = rng if rng is not None else np.random.default_rng()
+        out: list[Entry] = []
+        for part, n in sizes.items():
+            out.extend(self.sample(n, part=part, rng=rng))
+        return out
+
+    # -- persistence -------------------------------------------------------------------------------
+
+    def save(self, path: str | os.PathLike) -> Path:
+        """Write the buffer to the folder ``path`` (created if needed); safe against interruption.
+
+        The arrays are written whole; entries go to append-only chunk files, so saving again to the
+        folder this buffer was saved to (or loaded from) writes only the entries added since.  When
+        more than half of the stored records belong to dropped entries, the chunks are rewritten.
+        """
+        folder = Path(path)
+        folder.mkdir(parents=True, exist_ok=True)
+        manifest_path = folder / "manifest.json"
+        old = _read_manifest(folder) if manifest_path.exists() else None
+        generation = int(old["generation"]) + 1 if old else 0
+        seq = self._view("seq")
+        saved = self._saved
+        chunks, records, first_new = [], 0, 0
+        if (saved is not None and old is not None and saved["folder"] == str(folder.resolve())
+                and saved["generation"] == old["generation"]):
+            live = int(np.searchsorted(seq, saved["saved_seq"]))  # positions are in insertion (seq) order
+            if saved["records"] - live <= live:  # at most half the stored records are dropped entries
+                chunks, records, first_new = list(old["chunks"]), int(saved["records"]), live
+        if first_new < self._size:
+            chunk_name = f"entries-{generation}.pkl"
+            chunk = (seq[first_new:].tolist(), [_entry_record(e) for e in self._entries[first_new:]])
+            _atomic_write(folder / chunk_name, lambda f: pickle.dump(chunk, f, protocol=pickle.HIGHEST_PROTOCOL))
+            chunks.append(chunk_name)
+            records += self._size - first_new
+        arrays_name = f"arrays-{generation}.npz"
+        arrays = {name: array[: self._size] for name, array in self._arrays.items()}
+        _atomic_write(folder / arrays_name, lambda f: np.savez(f, **arrays))
+        manifest = {"format": FORMAT_VERSION, "generation": generation, "arrays": arrays_name, "chunks": chunks,
+                    "records": records, "size": self._size, "seq": self._seq, "capacity": self.capacity}
+        _atomic_write(manifest_path, lambda f: f.write(json.dumps(manifest, indent=1).encode()))
+        keep = {arrays_name, "manifest.json", *chunks}
+        for file in folder.iterdir():  # earlier generations, and temp files of interrupted saves
+            if file.name not in keep and file.name.startswith(("arrays-", "entries-", ".tmp-")):
+                file.unlink(missing_ok=True)
+        self._saved = {"folder": str(folder.resolve()), "generation": generation, "records": records,
+                       "saved_seq": self._seq}
+        return folder
+
+    @classmethod
+    def load(cls, path: str | os.PathLike, priority: PriorityFunction = uniform_priority,
+             capacity: int | None = None) -> ReplayBuffer:
+        """A buffer saved by :meth:`save`, with its stored priorities (call :meth:`reprioritise` to
+        recompute them with ``priority``).  Only load folders you trust."""
+        folder = Path(path)
+        if not (folder / "manifest.json").exists():
+            raise FileNotFoundError(f"{folder}: no saved replay buffer (manifest.json missing)")
+        manifest = _read_manifest(folder)
+        buffer = cls(priority, capacity=capacity if capacity is not None else manifest["capacity"])
+        with np.load(folder / manifest["arrays"]) as data:
+            arrays = {name: data[name] for name in data.files}
+        size = int(manifest["size"])
+        if any(len(a) != size for a in arrays.values()):
+            raise ValueError(f"{folder}: saved arrays disagree in length")
+        stored_seq: list[int] = []
+        stored: list[tuple] = []
+        for name in manifest["chunks"]:
+            with open(folder / name, "rb") as f:
+                seqs, records = _SafeUnpickler(f).load()
+            stored_seq.extend(seqs)
+            stored.extend(records)
+        all_seq = np.asarray(stored_seq, dtype=np.int64)
+        pos = np.searchsorted(all_seq, arrays["seq"])
+        if len(all_seq) != len(stored) or (size and (pos.max() >= len(all_seq)
+                                                      or not (all_seq[pos] == arrays["seq"]).all())):
+            raise ValueError(f"{folder}: saved entries and arrays disagree")
+        buffer._allocate(max(size, 1024))
+        for name, array in arrays.items():
+            buffer._arrays[name][:size] = array
+        buffer._entries = [_entry_from_record(stored[i]) for i in pos.tolist()]
+        buffer._size = size
+        buffer._seq = int(manifest["seq"])
+        buffer._index = {(e.parent_key, e.program): i for i, e in enumerate(buffer._entries)}
+        if len(buffer._index) != size:
+            raise ValueError(f"{folder}: saved buffer holds duplicate keys")
+        buffer._saved = {"folder": str(folder.resolve()), "generation": manifest["generation"],
+                         "records": len(stored), "saved_seq": buffer._seq}
+        return buffer
+
+
+def _read_manifest(folder: Path) -> dict[str, Any]:
+    try:
+        manifest = json.loads((folder / "manifest.json").read_text())
+    except (ValueError, OSError) as err:
+        raise ValueError(f"{folder}: unreadable replay-buffer manifest ({err})") from None
+    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT_VERSION:
+        raise ValueError(f"{folder}: unsupported replay-buffer format "
+                         f"{manifest.get('format') if isinstance(manifest, dict) else manifest!r}")
+    return manifest
+
+
+def _part_code(part: str) -> int:
+    try:
+        return PARTS.index(part)
+    except ValueError:
+        raise ValueError(f"unknown buffer part {part!r}; parts are {PARTS}") from None
+
+
+def _atomic_write(path: Path, write: Callable[[Any], Any]) -> None:
+    tmp = path.with_name(f".tmp-{os.getpid()}-{path.name}")
+    try:
+        with open(tmp, "wb") as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def _examples_record(examples: tuple[Example, ...]) -> tuple:
+    return tuple((e.input, e.output) for e in examples)
+
+
+def _entry_record(e: Entry) -> tuple:
+    # plain builtins only: shared grids are stored once by pickle's memo, and loading needs no classes
+    t = e.task
+    return (t.key, _examples_record(t.train), _examples_record(t.test), t.program, e.program, e.parent_key,
+            e.source, float(e.accuracy), int(e.length), int(e.iteration), float(e.similarity))
+
+
+def _entry_from_record(r: tuple) -> Entry:
+    key, train, test, task_program, program, parent, source, acc, length, iteration, sim = r
+    task = Task(key, tuple(Example(i, o) for i, o in train), tuple(Example(i, o) for i, o in test), task_program)
+    return Entry(task, program, parent, source, acc, length, iteration, sim)
+
+
+class _SafeUnpickler(pickle.Unpickler):
+    """Unpickles builtin values only (the entry records): refuses every class or function."""
+
+    def find_class(self, module: str, name: str) -> Any:
+        raise pickle.UnpicklingError(f"replay buffer file refers to {module}.{name}; only plain data is allowed")

@@ -1,0 +1,174 @@
+"""The hook specifications of codeit: every extension point, with its contract.
+
+Plugins implement hooks by defining functions (in a module, or methods on an object) with the
+names and argument names below; an implementation may accept any subset of a hook's arguments.
+Every callable attribute whose name starts with ``codeit_`` is taken as a hook implementation (as
+pytest does with ``pytest_``), so a misspelled name fails at start-up
+(:meth:`codeit.plugins.PluginManager.check_pending`).  Decorate with :data:`hookimpl` to pass
+options (``tryfirst``, ``trylast``, ``wrapper``).
+
+**Selecting components by name.**  Hooks for components that a run chooses between -- the model,
+samplers, relabelers and priority schemes -- take the component's ``name`` as their first argument
+and are ``firstresult``: an implementation returns ``None`` unless ``name`` is one it provides, and
+the first non-``None`` answer wins.  The caller passes the names the run config selects
+(``config["plugins"]``, see :mod:`codeit.plugins`); a name no plugin answers is an error.  Plugins
+registered later are asked first, so a third-party plugin may override a built-in name.  Hooks that
+every plugin takes part in (mutators, lifecycle, metrics) are collected: the caller gets a list of
+the non-``None`` results.
+
+``config`` is always the run's configuration, a read-only nested mapping (Sacred's config).
+Keep this module and docs/hooks.md in step: a test checks that every hook here is documented there.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Protocol
+
+import pluggy
+
+if TYPE_CHECKING:  # pragma: no cover
+    import numpy as np
+
+    from codeit.buffer import Entry, ReplayBuffer
+    from codeit.tasks import Grid, Task
+
+PROJECT = "codeit"
+hookspec = pluggy.HookspecMarker(PROJECT)
+hookimpl = pluggy.HookimplMarker(PROJECT)
+
+
+class Model(Protocol):
+    """What :func:`codeit_make_model` returns: the policy, a text-to-program model."""
+
+    def train(self, examples: Sequence[tuple[str, str]], config: Mapping[str, Any]) -> Mapping[str, float]:
+        """One epoch on ``(input text, program text)`` pairs; returns training metrics (e.g. loss)."""
+
+    def sample(self, inputs: Sequence[str], n: int, config: Mapping[str, Any],
+               rng: Any) -> list[list[str]]:
+        """``n`` program texts for each input text (in order)."""
+
+    def save(self, path: str) -> None:
+        """Write the weights and whatever :meth:`load` needs to the folder ``path``."""
+
+    def load(self, path: str) -> None:
+        """Restore the state written by :meth:`save`."""
+
+
+# --------------------------------------------------------------------------------------------------
+# components chosen by name
+
+
+@hookspec(firstresult=True)
+def codeit_make_model(name: str, config: Mapping[str, Any]) -> Model | None:
+    """Build the policy model called ``name`` (``config["plugins"]["model"]``).
+
+    Called once at run start (and by tools that need a model).  Return an object with
+    ``train``/``sample``/``save``/``load`` (:class:`Model`), or ``None`` if ``name`` is not yours.
+    The model's own settings (checkpoint, size, device) come from ``config``.  ``firstresult``.
+    """
+
+
+@hookspec(firstresult=True)
+def codeit_sample_programs(name: str, tasks: Sequence[Task], model: Model | None, iteration: int,
+                           rng: Any, config: Mapping[str, Any]) -> Mapping[str, Sequence[str]] | None:
+    """Propose programs for ``tasks`` with the sampler called ``name``.
+
+    Called by the loop once per meta-iteration for each sampler in ``config["plugins"]["sampler"]``
+    (e.g. ``"policy"``: the model; ``"random"``: random typed programs; ``"mutation"``: mutations of
+    known programs via :func:`codeit_mutate`).  ``model`` is the run's model (``None`` in runs
+    without one), ``rng`` a ``numpy.random.Generator``.  Return ``{task key: [program text, ...]}``
+    (program lines only, no ``def``/``return``; duplicates allowed, the loop deduplicates), or
+    ``None`` if ``name`` is not yours.  The loop executes the programs and relabels them with source
+    ``name``.  ``firstresult``.
+    """
+
+
+@hookspec(firstresult=True)
+def codeit_relabel(name: str, task: Task, program: str, outputs: Sequence[Grid | None], source: str,
+                   iteration: int, config: Mapping[str, Any]) -> list[Entry] | None:
+    """Turn one executed program into zero or more replay-buffer entries (relabeler ``name``).
+
+    Called for every distinct program a sampler proposed for ``task``, after execution, once per
+    relabeler in ``config["plugins"]["relabel"]`` (built in: ``"hindsight"``, ``"filter"``).
+    ``outputs[i]`` is the program's output on ``task.train[i].input``, or ``None`` where it failed or
+    was not a valid grid.  ``source`` is the sampler's name (``"initial"``, ``"mutated"``,
+    ``"policy"``, ...), ``iteration`` the meta-iteration (0 for the initial buffer).  Return a list of
+    :class:`codeit.buffer.Entry` (empty: nothing to store), or ``None`` if ``name`` is not yours.
+    ``firstresult``.
+    """
+
+
+@hookspec(firstresult=True)
+def codeit_priority(name: str, columns: Mapping[str, np.ndarray], config: Mapping[str, Any]) -> np.ndarray | None:
+    """Score buffer entries with the priority scheme called ``name``.
+
+    Called by the replay buffer when entries are added (a batch at a time) and when it is
+    re-prioritised, once per scheme in ``config["plugins"]["priority"]``.  ``columns`` holds
+    equal-length numpy arrays describing the entries: ``accuracy`` (float, demonstration accuracy on
+    the parent task), ``length`` (int, program tokens), ``iteration`` (int, when added),
+    ``similarity`` (float in [0, 1], closeness of the outputs to the parent's target grids) and
+    ``policy`` (bool, entry is in the policy part).  Return a float array of the same length with
+    scores in [0, 1] (vectorised: no Python loop over entries), or ``None`` if ``name`` is not yours.
+    The buffer combines the schemes as a weighted mean plus a small epsilon.  ``firstresult``.
+    """
+
+
+# --------------------------------------------------------------------------------------------------
+# collected from every plugin
+
+
+@hookspec
+def codeit_mutate(program: str, task: Task, rng: Any, config: Mapping[str, Any]) -> list[str] | None:
+    """Propose variants of ``program`` (program lines) that was written for ``task``.
+
+    Called by the mutation sampler and by the buffer initialisation for each program to mutate;
+    every registered mutator takes part.  ``rng`` is a ``numpy.random.Generator`` (draw from it
+    only, for reproducibility).  Return a list of program texts (e.g. depth-1 mutations: one
+    primitive call or argument replaced by a type-compatible one); they need not be valid or
+    distinct, the caller checks, executes and deduplicates.  Collected.
+    """
+
+
+@hookspec
+def codeit_run_start(config: Mapping[str, Any], buffer: ReplayBuffer, tasks: Sequence[Task],
+                     start_iteration: int) -> None:
+    """The run begins: called once after the buffer is initialised (or loaded) and before the first
+    meta-iteration.  ``tasks`` are the search tasks; ``start_iteration`` is 0, or the iteration a
+    resumed run continues from.  Return value ignored.  Collected."""
+
+
+@hookspec
+def codeit_iteration_start(iteration: int, buffer: ReplayBuffer, config: Mapping[str, Any]) -> None:
+    """Meta-iteration ``iteration`` (0-based) begins, before the buffer is sampled.  Return value
+    ignored.  Collected."""
+
+
+@hookspec
+def codeit_iteration_end(iteration: int, buffer: ReplayBuffer, metrics: Mapping[str, float],
+                         config: Mapping[str, Any]) -> None:
+    """Meta-iteration ``iteration`` is complete: new entries are in the buffer and ``metrics`` (the
+    same mapping passed to :func:`codeit_metrics`) are final.  A checkpoint may be written here.
+    Return value ignored.  Collected."""
+
+
+@hookspec
+def codeit_metrics(iteration: int, metrics: Mapping[str, float], config: Mapping[str, Any]) -> None:
+    """Report ``metrics`` (name -> number, e.g. ``solved``, ``solved_cumulative``,
+    ``solved_policy_only``, ``buffer_size``, ``train_loss``) for ``iteration``.  Called by the loop
+    whenever a group of metrics is ready, possibly several times per iteration; observers log them.
+    Return value ignored.  Collected."""
+
+
+@hookspec
+def codeit_solution_found(task: Task, program: str, iteration: int, demo_accuracy: float, source: str,
+                          config: Mapping[str, Any]) -> None:
+    """Search task ``task`` is solved for the first time in the run (top-3 rule, cumulative):
+    ``program`` is the top-ranked candidate that solves every test example, found at ``iteration``
+    by sampler ``source``.  Called at most once per task.  Return value ignored.  Collected."""
+
+
+@hookspec
+def codeit_run_end(config: Mapping[str, Any], buffer: ReplayBuffer, metrics: Mapping[str, float]) -> None:
+    """The run ends (after the last iteration, or when it is stopped): ``metrics`` are the final
+    ones.  Flush and close observers here.  Return value ignored.  Collected."""

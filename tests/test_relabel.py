@@ -1,0 +1,73 @@
+"""Relabelers: hindsight (every program with a valid output) and filter (only full solvers)."""
+
+from __future__ import annotations
+
+import pytest
+from codeit_plugins.relabel import relabelled_key
+
+from codeit.buffer import HookPriority, ReplayBuffer
+from codeit.plugins import get_plugin_manager
+
+A = ((1, 2), (3, 4))
+B = ((4, 3), (2, 1))
+C = ((0,),)
+TASK_GRIDS = [(A, B), (B, A), (C, C)]
+
+
+@pytest.fixture(scope="module")
+def pm():
+    return get_plugin_manager()
+
+
+@pytest.fixture
+def task():
+    from codeit.tasks import Example, Task
+
+    return Task("search1", tuple(Example(i, o) for i, o in TASK_GRIDS), (Example(A, B),))
+
+
+def relabel(pm, name, task, program, outputs, source="policy", iteration=3):
+    return pm.hook.codeit_relabel(name=name, task=task, program=program, outputs=outputs, source=source,
+                                  iteration=iteration, config={})
+
+
+def test_hindsight_makes_a_task_from_the_outputs_produced(pm, task):
+    program = "O = vmirror(I)"
+    outputs = [B, ((9, 9),), None]  # right, wrong, failed
+    [entry] = relabel(pm, "hindsight", task, program, outputs)
+    assert entry.task.key == relabelled_key("search1", program) and entry.task.key.startswith("search1/")
+    assert [(e.input, e.output) for e in entry.task.train] == [(A, B), (B, ((9, 9),))]
+    assert entry.task.test == () and entry.task.program == program
+    assert (entry.program, entry.parent_key, entry.source, entry.iteration) == (program, "search1", "policy", 3)
+    assert entry.accuracy == pytest.approx(1 / 3)
+    assert entry.similarity == pytest.approx((1.0 + 0.0 + 0.0) / 3)
+    assert entry.length == 6
+
+
+def test_hindsight_needs_a_valid_output(pm, task):
+    assert relabel(pm, "hindsight", task, "O = f(I)", [None, None, None]) == []
+    not_grids = [((1, 10),), [[1]], ((1, 2), (3,))]  # colour 10, a list, ragged: not valid grids
+    assert relabel(pm, "hindsight", task, "O = f(I)", not_grids) == []
+    with pytest.raises(ValueError, match="3 demonstrations"):
+        relabel(pm, "hindsight", task, "O = f(I)", [A])
+
+
+def test_filter_keeps_only_programs_that_solve_every_demonstration(pm, task):
+    assert relabel(pm, "filter", task, "O = f(I)", [B, A, None]) == []
+    assert relabel(pm, "filter", task, "O = f(I)", [B, A, ((1,),)]) == []
+    [entry] = relabel(pm, "filter", task, "O = g(I)", [B, A, C], source="mutated")
+    assert entry.accuracy == 1.0 and entry.similarity == 1.0 and entry.source == "mutated"
+    assert [(e.input, e.output) for e in entry.task.train] == TASK_GRIDS
+
+
+def test_unknown_relabeler_is_not_answered(pm, task):
+    assert relabel(pm, "nope", task, "O = f(I)", [B, A, C]) is None
+
+
+def test_relabelled_entries_fill_the_buffer_once(pm, task):
+    buffer = ReplayBuffer(HookPriority(pm, {}))
+    for outputs in ([B, None, None], [B, A, C]):
+        for program in ("O = f(I)", "O = g(I)"):
+            buffer.add_many(relabel(pm, "hindsight", task, program, outputs))
+    assert len(buffer) == 2  # same program for the same parent: stored once
+    assert sorted(buffer.priorities.round(4).tolist()) == [0.3343, 0.3343]
