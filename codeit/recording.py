@@ -1,0 +1,660 @@
+"""Where experiment runs are recorded: always a file record, and MongoDB (for Omniboard) when asked.
+
+:func:`make_observers` returns the Sacred observers for a run:
+
+* a :class:`FileRecordObserver` (Sacred's ``FileStorageObserver``) writing ``<file_root>/<id>/``:
+  ``config.json``, ``run.json`` (status, result, fail trace), ``metrics.json``, ``cout.txt`` and
+  the artifacts.  This record never depends on a database.
+* a :class:`SafeMongoObserver` when a MongoDB is named (``mongo_url`` or ``CODEIT_MONGO_URL``):
+  Sacred's ``MongoObserver`` -- the same documents, so Omniboard shows them -- made safe for a
+  database that dies during a run.
+
+Why not Sacred's observers as they are?
+
+* ``MongoObserver`` uses pymongo's default 30 s server-selection timeout and retries the final save
+  10 times (about 5 minutes at the end of a run whose database died), swallows failed heartbeats
+  without a word, and crashes in its fallback when no ``failure_dir`` is set.  Its first failed
+  metric write makes Sacred drop it for the rest of the run.
+* ``QueuedMongoObserver`` retries a failed event forever in a background thread and
+  ``completed_event`` joins that queue: a run whose database died never returns.
+
+:class:`SafeMongoObserver` uses short timeouts (``timeout_ms``), keeps metrics, artifacts and
+resources that could not be written in memory and writes them once the database answers again,
+logs a warning when the connection is lost and again when it is back, and bounds the final save
+(``final_attempts``).  When the database is still down at the end, the run still completes; the
+Mongo entry (with the metrics and artifacts it could not write) is pickled into
+``<file_root>/mongo-unsaved/`` and an error names that file and the command that uploads it later::
+
+    python -m codeit.recording resync runs/mongo-unsaved/*.pickle [--mongo URL]
+
+after which the run shows in Omniboard as COMPLETED (or FAILED) with all its metrics.  Until then
+its Mongo document keeps status RUNNING with a stale heartbeat (Omniboard: "probably dead").  If the
+database is unreachable when a run *starts*, the run fails at once with a clear error (Sacred's
+rule: an observer that cannot start fails the run).
+
+Database specs (``mongo_url``, ``-m``, ``CODEIT_MONGO_URL``): ``HOST:PORT:DB`` (Sacred's ``-m``
+form), ``HOST:PORT``, a bare ``DB`` (on the server of ``CODEIT_MONGO_URL``, else
+127.0.0.1:27017), or a ``mongodb://`` URI whose path names the database.  Without a database name
+the database is ``$CODEIT_MONGO_DB`` or ``codeit``.  Any MongoDB >= 4.0 works, and so does the
+local mongoeco server of ``scripts/mongo-server`` (see docs/recording.md).
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import datetime
+import logging
+import os
+import pickle
+import re
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from sacred import Experiment
+from sacred.observers import FileStorageObserver, MongoObserver
+from sacred.observers.base import RunObserver
+from sacred.observers.mongo import force_bson_encodeable
+
+__all__ = [
+    "DEFAULT_DB",
+    "ENV_DB",
+    "ENV_URL",
+    "FileRecordObserver",
+    "RecordedExperiment",
+    "SafeMongoObserver",
+    "make_observers",
+    "parse_mongo_spec",
+    "resync",
+]
+
+logger = logging.getLogger(__name__)
+
+ENV_URL = "CODEIT_MONGO_URL"
+ENV_DB = "CODEIT_MONGO_DB"
+DEFAULT_DB = "codeit"
+DEFAULT_SERVER = "mongodb://127.0.0.1:27017"
+UNSAVED_DIR = "mongo-unsaved"
+
+_HOST_PORT_DB = re.compile(r"^(?P<host>[A-Za-z0-9.\-]+|\[[0-9A-Fa-f:]+\]):(?P<port>\d{1,5})(?::(?P<db>[A-Za-z_][A-Za-z0-9_\-]{0,62}))?$")
+_DB_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_\-]{0,62}$")
+
+
+def default_db() -> str:
+    return os.environ.get(ENV_DB) or DEFAULT_DB
+
+
+def parse_mongo_spec(spec: str, db_name: str | None = None) -> tuple[str, str]:
+    """``spec`` -> ``(uri, db_name)``; ``db_name``, when given, overrides a database in the spec.
+
+    >>> parse_mongo_spec("127.0.0.1:27017:exp")
+    ('mongodb://127.0.0.1:27017', 'exp')
+    >>> parse_mongo_spec("mongodb://db.example:27018/exp?authSource=admin")
+    ('mongodb://db.example:27018/exp?authSource=admin', 'exp')
+    """
+    uri, spec_db = _split_spec(spec)
+    return uri, db_name or spec_db or default_db()
+
+
+def _split_spec(spec: str) -> tuple[str, str | None]:
+    """``spec`` -> ``(uri, the database it names or None)``."""
+    spec = spec.strip()
+    if spec.startswith(("mongodb://", "mongodb+srv://")):
+        from pymongo.uri_parser import parse_uri
+
+        return spec, parse_uri(spec, validate=False, connect_timeout=1.0).get("database")
+    m = _HOST_PORT_DB.match(spec)
+    if m:
+        return f"mongodb://{m['host']}:{m['port']}", m["db"]
+    if _DB_NAME.match(spec):
+        server = os.environ.get(ENV_URL) or DEFAULT_SERVER
+        if not server.startswith(("mongodb://", "mongodb+srv://")):
+            server = _split_spec(server)[0]
+        return server, spec
+    raise ValueError(
+        f"not a MongoDB spec: {spec!r} (expected HOST:PORT:DB, HOST:PORT, DB, or a mongodb:// URI)"
+    )
+
+
+def _short(error: BaseException | None) -> str:
+    """A connection error in one line, without pymongo's topology dump."""
+    if error is None:
+        return ""
+    text = str(error).splitlines()[0] if str(error) else ""
+    text = text.split(" (configured timeouts")[0].split(", Timeout:")[0]
+    return f"{type(error).__name__}: {text[:200]}"
+
+
+def _redact(uri: str) -> str:
+    """The URI without a password, for messages and the unsaved-run files."""
+    return re.sub(r"(mongodb(?:\+srv)?://)([^@/]+)@", r"\1***@", uri)
+
+
+# ----------------------------------------------------------------------------------- observers
+
+
+class FileRecordObserver(FileStorageObserver):
+    """Sacred's FileStorageObserver, tolerant of a run id whose folder already exists.
+
+    When a MongoObserver runs beside it, the database hands out the run id and this observer uses
+    it as the folder name; a folder of that name can already exist (an earlier database, or runs
+    recorded to files alone), so the record then goes to ``<id>-1``, ``<id>-2``, ... instead of
+    failing the run at its start.
+    """
+
+    def _make_run_dir(self, _id):
+        if _id is None:
+            return super()._make_run_dir(_id)
+        os.makedirs(self.basedir, exist_ok=True)
+        for suffix in [""] + [f"-{k}" for k in range(1, 1000)]:
+            candidate = os.path.join(self.basedir, f"{_id}{suffix}")
+            try:
+                os.mkdir(candidate)
+            except FileExistsError:
+                continue
+            self.dir = candidate
+            return
+        raise FileExistsError(f"no free run folder for id {_id} under {self.basedir}")
+
+
+def _connection_errors():
+    import pymongo.errors
+
+    return (pymongo.errors.ConnectionFailure,)  # AutoReconnect, NetworkTimeout, ServerSelectionTimeout
+
+
+class SafeMongoObserver(MongoObserver):
+    """Sacred's MongoObserver that survives its database dying mid-run (see the module docstring).
+
+    ``url``/``db_name``: the database; ``failure_dir`` receives the pickled Mongo entry of a run
+    whose final save failed; ``file_observer`` (optional, the run's file record) is where artifacts
+    are found again when their source file is gone, and is named in messages.  ``timeout_ms`` bounds
+    server selection and connecting, ``socket_timeout_ms`` one operation; while the database is lost,
+    writes are retried at most every ``retry_after_s`` seconds (on heartbeats), and the final save
+    makes at most ``final_attempts`` attempts.  Other keyword arguments go to ``MongoObserver``.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        db_name: str = DEFAULT_DB,
+        *,
+        failure_dir: str | os.PathLike = Path("runs") / UNSAVED_DIR,
+        file_observer: FileStorageObserver | None = None,
+        timeout_ms: int = 3000,
+        socket_timeout_ms: int = 30000,
+        final_attempts: int = 3,
+        retry_after_s: float = 5.0,
+        **kwargs: Any,
+    ):
+        import pymongo
+
+        client = pymongo.MongoClient(
+            url,
+            serverSelectionTimeoutMS=timeout_ms,
+            connectTimeoutMS=timeout_ms,
+            socketTimeoutMS=socket_timeout_ms,
+            appname="codeit",
+        )
+        super().__init__(client=client, db_name=db_name, failure_dir=os.fspath(failure_dir), **kwargs)
+        self.where = f"{_redact(url)} (database {db_name!r})"
+        self._url = url
+        self._db_name = db_name
+        self.file_observer = file_observer
+        self.final_attempts = max(1, int(final_attempts))
+        self.retry_after_s = float(retry_after_s)
+        self._lock = threading.RLock()
+        self._started = False
+        self._final = False  # a final event began: the heartbeat thread no longer touches the network
+        self._closed = False
+        self._lost_since: float | None = None
+        self._retry_at = 0.0
+        self._pending_metrics: dict[str, dict[str, list]] = {}
+        self._pending_artifacts: list[tuple[str, str, Any, Any]] = []
+        self._pending_resources: list[str] = []
+        self.unsaved_path: Path | None = None
+
+    def __repr__(self) -> str:
+        return f"SafeMongoObserver({self.where})"
+
+    # ------------------------------------------------------------------- connection bookkeeping
+
+    def _run_id(self):
+        return None if self.run_entry is None else self.run_entry.get("_id")
+
+    def _file_record(self) -> str:
+        d = getattr(self.file_observer, "dir", None)
+        return f"the file record in {d}" if d else "the file record (if any)"
+
+    def _note_lost(self, error: Exception) -> None:
+        self._retry_at = time.monotonic() + self.retry_after_s
+        if self._lost_since is None:
+            self._lost_since = time.monotonic()
+            logger.warning(
+                "Lost the connection to MongoDB at %s during run %s (%s). The run goes on; "
+                "metrics, artifacts and the final status are kept and written when the database "
+                "answers again; %s is unaffected.",
+                self.where, self._run_id(), _short(error), self._file_record(),
+            )
+
+    def _note_ok(self) -> None:
+        if self._lost_since is not None:
+            logger.warning(
+                "MongoDB at %s answers again (after %.0f s); run %s is being recorded there again.",
+                self.where, time.monotonic() - self._lost_since, self._run_id(),
+            )
+            self._lost_since = None
+
+    def _may_try(self) -> bool:
+        return self._lost_since is None or time.monotonic() >= self._retry_at
+
+    # ------------------------------------------------------------------------ pending writes
+
+    def _queue_metrics(self, metrics_by_name) -> None:
+        for name, m in metrics_by_name.items():
+            slot = self._pending_metrics.setdefault(name, {"steps": [], "values": [], "timestamps": []})
+            for key in ("steps", "values", "timestamps"):
+                slot[key].extend(m[key])
+
+    def _flush_metrics(self, info) -> None:
+        """Write the queued metrics one name at a time (raises on a connection error)."""
+        for name in list(self._pending_metrics):
+            MongoObserver.log_metrics(self, {name: self._pending_metrics[name]}, info)
+            del self._pending_metrics[name]
+
+    def _artifact_source(self, name: str, filename: str) -> str | None:
+        if os.path.exists(filename):
+            return filename
+        d = getattr(self.file_observer, "dir", None)
+        if d and os.path.exists(os.path.join(d, name)):
+            return os.path.join(d, name)
+        return None
+
+    def _flush_artifacts(self) -> None:
+        while self._pending_artifacts:
+            name, filename, metadata, content_type = self._pending_artifacts[0]
+            source = self._artifact_source(name, filename)
+            if source is None:
+                logger.warning("Artifact %r of run %s is gone from disk and was not written to MongoDB; "
+                               "see %s.", name, self._run_id(), self._file_record())
+            else:
+                MongoObserver.artifact_event(self, name, source, metadata, content_type)
+            self._pending_artifacts.pop(0)
+        while self._pending_resources:
+            MongoObserver.resource_event(self, self._pending_resources[0])
+            self._pending_resources.pop(0)
+
+    def _flush_all(self) -> None:
+        info = self.run_entry.setdefault("info", {})
+        self._flush_metrics(info)
+        self._flush_artifacts()
+
+    # --------------------------------------------------------------------------- Sacred events
+
+    def started_event(self, ex_info, command, host_info, start_time, config, meta_info, _id):
+        try:
+            run_id = super().started_event(ex_info, command, host_info, start_time, config, meta_info, _id)
+        except _connection_errors() as e:
+            raise ConnectionError(
+                f"MongoDB at {self.where} is unreachable at the start of the run ({type(e).__name__}). "
+                "Start it (scripts/mongo-server start), point -m / CODEIT_MONGO_URL at a running one, "
+                "or record to files only."
+            ) from e
+        self._started = True
+        return run_id
+
+    def queued_event(self, *args, **kwargs):
+        run_id = super().queued_event(*args, **kwargs)
+        self._started = True
+        return run_id
+
+    def log_metrics(self, metrics_by_name, info):
+        with self._lock:
+            self._queue_metrics(metrics_by_name)
+            if self._closed:
+                self._late_update()
+                return
+            if self._final or not self._may_try():
+                return
+            try:
+                self._flush_metrics(info)
+            except _connection_errors() as e:
+                self._note_lost(e)
+            else:
+                self._note_ok()
+
+    def heartbeat_event(self, info, captured_out, beat_time, result):
+        from sacred.serializer import flatten
+
+        with self._lock:
+            if self.run_entry is None:
+                return
+            self.run_entry["info"] = flatten(info)
+            self.run_entry["captured_out"] = captured_out
+            self.run_entry["heartbeat"] = beat_time
+            self.run_entry["result"] = flatten(result)
+            if self._final and not self._closed:
+                return  # the final save, under way, writes these too
+            if self._closed:
+                self._late_update()
+                return
+            if not self._may_try():
+                return
+            try:
+                self._flush_artifacts()
+                self._save_entry(upsert=False)
+            except _connection_errors() as e:
+                self._note_lost(e)
+            else:
+                self._note_ok()
+
+    def artifact_event(self, name, filename, metadata=None, content_type=None):
+        with self._lock:
+            self._pending_artifacts.append((name, filename, metadata, content_type))
+            if self._final or not self._may_try():
+                return
+            try:
+                self._flush_artifacts()
+            except _connection_errors() as e:
+                self._note_lost(e)
+
+    def resource_event(self, filename):
+        with self._lock:
+            self._pending_resources.append(filename)
+            if self._final or not self._may_try():
+                return
+            try:
+                self._flush_artifacts()
+            except _connection_errors() as e:
+                self._note_lost(e)
+
+    def completed_event(self, stop_time, result):
+        self._final = True
+        if self.run_entry is not None:
+            super().completed_event(stop_time, result)
+
+    def interrupted_event(self, interrupt_time, status):
+        self._final = True
+        if self.run_entry is not None:
+            super().interrupted_event(interrupt_time, status)
+
+    def failed_event(self, fail_time, fail_trace):
+        self._final = True
+        if self.run_entry is not None:
+            super().failed_event(fail_time, fail_trace)
+
+    # ------------------------------------------------------------------------------ saving
+
+    def _save_entry(self, upsert: bool) -> None:
+        import pymongo.errors
+        from sacred.utils import ObserverError
+
+        try:
+            self.runs.update_one({"_id": self.run_entry["_id"]}, {"$set": self.run_entry}, upsert=upsert)
+        except pymongo.errors.InvalidDocument as e:
+            if not upsert:
+                raise ObserverError("Run contained an unserializable entry (most likely in the info)") from e
+            self.run_entry = force_bson_encodeable(self.run_entry)
+            logger.warning("Some entries of run %s were not BSON-serializable and were stored as strings "
+                           "(most likely in its info or result).", self._run_id())
+            self.runs.update_one({"_id": self.run_entry["_id"]}, {"$set": self.run_entry}, upsert=True)
+
+    def save(self):
+        """Sacred's periodic save (heartbeats, artifacts): never raises on a lost connection."""
+        with self._lock:
+            try:
+                self._save_entry(upsert=False)
+            except _connection_errors() as e:
+                self._note_lost(e)
+
+    def final_save(self, attempts):
+        """Write the final entry: bounded retries, then a pickled copy and a loud message."""
+        with self._lock:
+            if not self._started or self.run_entry is None:
+                return  # the run never got a Mongo entry (failed while starting)
+            n = max(1, min(int(attempts), self.final_attempts))
+            error: Exception | None = None
+            for i in range(n):
+                try:
+                    self._flush_all()
+                    self._save_entry(upsert=True)
+                except _connection_errors() as e:
+                    error = e
+                    self._note_lost(e)
+                    if i < n - 1:
+                        time.sleep(1.0)
+                    continue
+                self._note_ok()
+                self._closed = True
+                return
+            self._closed = True
+            self.unsaved_path = self._write_unsaved()
+            logger.error(
+                "MongoDB at %s was unreachable when run %s ended (%s). Its MongoDB record is "
+                "incomplete (status RUNNING, a stale heartbeat); %s is complete. The MongoDB entry is "
+                "kept in %s; upload it when the database is back with:\n"
+                "    python -m codeit.recording resync %s",
+                self.where, self._run_id(), _short(error), self._file_record(),
+                self.unsaved_path, self.unsaved_path,
+            )
+
+    def _late_update(self) -> None:
+        """Sacred's last heartbeat can arrive after the final save (it waits only 2 s for it)."""
+        if self.unsaved_path is not None:
+            self._write_unsaved(self.unsaved_path)  # keep the newer output and metrics there
+            return
+        try:
+            self._flush_all()
+            self._save_entry(upsert=False)
+        except Exception as e:  # noqa: BLE001 - best effort: the final status is stored
+            logger.warning("The last heartbeat of run %s reached MongoDB after its final save and was "
+                           "not written (%s); %s has it.", self._run_id(), _short(e), self._file_record())
+
+    def _write_unsaved(self, path: Path | None = None) -> Path:
+        if path is None:
+            folder = Path(self.failure_dir)
+            folder.mkdir(parents=True, exist_ok=True)
+            stamp = datetime.datetime.now(datetime.UTC).strftime("%Y%m%dT%H%M%S")
+            path = folder / f"{self._db_name}-run{self._run_id()}-{stamp}-{os.getpid()}.pickle"
+        record = {
+            "format": "codeit-mongo-unsaved-1",
+            "url": _redact(self._url),
+            "db_name": self._db_name,
+            "runs_collection": self.runs.name,
+            "metrics_collection": None if self.metrics is None else self.metrics.name,
+            "run_entry": self.run_entry,
+            "pending_metrics": self._pending_metrics,
+            "pending_artifacts": [
+                (name, self._artifact_source(name, filename) or filename, metadata, content_type)
+                for name, filename, metadata, content_type in self._pending_artifacts
+            ],
+            "pending_resources": list(self._pending_resources),
+        }
+        tmp = path.with_suffix(".tmp")
+        with open(tmp, "wb") as f:
+            pickle.dump(record, f)
+        os.replace(tmp, path)
+        return path
+
+
+# -------------------------------------------------------------------------------- the factory
+
+
+def make_observers(
+    file_root: str | os.PathLike | None = "runs",
+    mongo_url: str | None | bool = None,
+    *,
+    db_name: str | None = None,
+    use_env: bool = True,
+    **mongo_options: Any,
+) -> list[RunObserver]:
+    """The observers of a run: a file record under ``file_root`` and, when asked, MongoDB.
+
+    ``mongo_url``: a database spec (see the module docstring); ``None`` takes ``$CODEIT_MONGO_URL``
+    when ``use_env`` (and records to files only when it is unset); ``False`` or ``""``: no MongoDB.
+    ``db_name`` overrides the spec's database.  ``mongo_options`` go to :class:`SafeMongoObserver`
+    (``timeout_ms``, ``final_attempts``, ``retry_after_s``, ``failure_dir``, ``collection_prefix``...).
+    """
+    observers: list[RunObserver] = []
+    file_observer = None
+    if file_root is not None:
+        file_observer = FileRecordObserver(os.fspath(file_root))
+        observers.append(file_observer)
+    if mongo_url is None and use_env:
+        mongo_url = os.environ.get(ENV_URL) or None
+    if mongo_url:
+        uri, db = parse_mongo_spec(str(mongo_url), db_name)
+        mongo_options.setdefault(
+            "failure_dir", Path(file_root if file_root is not None else "runs") / UNSAVED_DIR
+        )
+        observers.append(SafeMongoObserver(uri, db, file_observer=file_observer, **mongo_options))
+    return observers
+
+
+def _dash_m_spec(spec: str) -> tuple[str, str, dict[str, Any]]:
+    """``-m`` -> ``(uri, db_name, extra observer kwargs)``: our specs, or Sacred's full ``-m`` syntax
+    (``[HOST:PORT:]DB[.COLLECTION[:ID]][!PRIORITY]``)."""
+    from sacred.observers.mongo import get_pattern, parse_mongo_db_arg
+
+    try:
+        uri, db = parse_mongo_spec(spec)
+        return uri, db, {}
+    except ValueError:
+        if re.match(get_pattern(), spec) is None:
+            raise ValueError(f"-m {spec!r}: expected HOST:PORT:DB, HOST:PORT, DB or a mongodb:// URI") from None
+    kw = parse_mongo_db_arg(spec)
+    url = kw.pop("url", None)
+    uri, db = parse_mongo_spec(url or os.environ.get(ENV_URL) or DEFAULT_SERVER, kw.pop("db_name", None))
+    return uri, db, kw
+
+
+class RecordedExperiment(Experiment):
+    """A Sacred ``Experiment`` recorded by :func:`make_observers` on every run.
+
+    Every run gets a file record under ``file_root``; ``-m SPEC`` (``--mongo_db``: any spec of
+    :func:`parse_mongo_spec`, URIs included, or Sacred's own ``-m`` syntax), or else
+    ``$CODEIT_MONGO_URL``, adds a :class:`SafeMongoObserver` in place of the plain MongoObserver
+    Sacred's ``-m`` would add.  ``--unobserved`` records nothing, as in Sacred.
+    """
+
+    def __init__(self, *args: Any, file_root: str | os.PathLike | None = "runs", use_env: bool = True,
+                 mongo_options: dict[str, Any] | None = None, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self.file_root = file_root
+        self.use_env = use_env
+        self.mongo_options = dict(mongo_options or {})
+
+    def _create_run(self, command_name=None, config_updates=None, named_configs=(), info=None,
+                    meta_info=None, options=None):
+        # take -m away from Sacred, whose parser rejects mongodb:// URIs and whose observer is unsafe
+        options = dict(options or {})
+        spec = options.get("--mongo_db")
+        if spec:
+            options["--mongo_db"] = None
+        run = super()._create_run(command_name, config_updates, named_configs, info, meta_info, options)
+        if spec:
+            run.meta_info["options"]["--mongo_db"] = spec
+        if run.unobserved:
+            return run
+        have_files = any(isinstance(o, FileStorageObserver) for o in run.observers)
+        new = make_observers(None if have_files else self.file_root, False)
+        file_obs = next((o for o in run.observers + new if isinstance(o, FileStorageObserver)), None)
+        if spec:
+            uri, db, extra = _dash_m_spec(spec)
+            new.append(SafeMongoObserver(uri, db, file_observer=file_obs, **self._mongo_kwargs(), **extra))
+        elif self.use_env and os.environ.get(ENV_URL) and not any(
+            isinstance(o, MongoObserver) for o in run.observers
+        ):
+            uri, db = parse_mongo_spec(os.environ[ENV_URL])
+            new.append(SafeMongoObserver(uri, db, file_observer=file_obs, **self._mongo_kwargs()))
+        run.observers.extend(new)
+        return run
+
+    def _mongo_kwargs(self) -> dict[str, Any]:
+        kw = dict(self.mongo_options)
+        kw.setdefault("failure_dir", Path(self.file_root if self.file_root is not None else "runs") / UNSAVED_DIR)
+        return kw
+
+
+# ------------------------------------------------------------------------------------ resync
+
+
+def resync(path: str | os.PathLike, mongo_url: str | None = None, *, timeout_ms: int = 5000) -> dict:
+    """Upload a run entry that :class:`SafeMongoObserver` could not save; returns the entry.
+
+    ``mongo_url`` defaults to the URL stored in the file (without its password); the file is
+    renamed to ``*.done`` once written.
+    """
+    import gridfs
+    import pymongo
+
+    path = Path(path)
+    with open(path, "rb") as f:
+        record = pickle.load(f)
+    if record.get("format") != "codeit-mongo-unsaved-1":
+        raise ValueError(f"{path} is not an unsaved-run file written by codeit.recording")
+    url, db_name = record["url"], record["db_name"]
+    if mongo_url:
+        url, spec_db = _split_spec(mongo_url)
+        db_name = spec_db or db_name
+    client = pymongo.MongoClient(url, serverSelectionTimeoutMS=timeout_ms, connectTimeoutMS=timeout_ms)
+    try:
+        db = client[db_name]
+        runs = db[record["runs_collection"]]
+        entry = copy.deepcopy(record["run_entry"])
+        info = entry.setdefault("info", {})
+        if record["metrics_collection"]:
+            metrics = db[record["metrics_collection"]]
+            for name, m in record["pending_metrics"].items():
+                result = metrics.update_one(
+                    {"run_id": entry["_id"], "name": name},
+                    {"$push": {k: {"$each": m[k]} for k in ("steps", "values", "timestamps")}},
+                    upsert=True,
+                )
+                if result.upserted_id is not None:
+                    info.setdefault("metrics", []).append({"name": name, "id": str(result.upserted_id)})
+        fs = gridfs.GridFS(db)
+        for name, filename, metadata, content_type in record["pending_artifacts"]:
+            if not os.path.exists(filename):
+                logger.warning("artifact %r of run %s: %s is gone; not uploaded", name, entry["_id"], filename)
+                continue
+            with open(filename, "rb") as f:
+                file_id = fs.put(f, filename=f"artifact://{runs.name}/{entry['_id']}/{name}",
+                                 metadata=metadata, content_type=content_type)
+            entry.setdefault("artifacts", []).append({"name": name, "file_id": file_id})
+        runs.update_one({"_id": entry["_id"]}, {"$set": entry}, upsert=True)
+    finally:
+        client.close()
+    os.replace(path, path.with_name(path.name + ".done"))
+    return entry
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    sub = parser.add_subparsers(dest="action", metavar="ACTION")
+    sub.required = True
+    p = sub.add_parser("resync", help="upload run entries that could not be saved to MongoDB")
+    p.add_argument("files", nargs="+", help="*.pickle files from <runs>/mongo-unsaved/")
+    p.add_argument("--mongo", "-m", default=None,
+                   help="database spec (default: the one stored in each file, without a password)")
+
+
+def main(args: argparse.Namespace) -> int:
+    status = 0
+    for name in args.files:
+        try:
+            entry = resync(name, args.mongo)
+        except Exception as e:  # noqa: BLE001 - report each file and go on
+            print(f"{name}: not uploaded: {type(e).__name__}: {e}", file=sys.stderr)
+            status = 1
+        else:
+            print(f"{name}: run {entry['_id']} uploaded (status {entry.get('status')})")
+    return status
+
+
+if __name__ == "__main__":
+    _parser = argparse.ArgumentParser(prog="python -m codeit.recording", description=__doc__.splitlines()[0])
+    add_arguments(_parser)
+    sys.exit(main(_parser.parse_args()))
