@@ -1,0 +1,332 @@
+"""The policy: a T5 seq2seq model with its tokenizer and optimiser, trained and sampled by the loop.
+
+Plain Python API, usable without pluggy::
+
+    policy = Policy(PolicyConfig(model="tiny"))
+    stats = policy.train([(input_text, program_text), ...])      # one epoch
+    result = policy.sample([input_text, ...], n=24, temperature=0.95)
+    result.programs[0]                                           # parsed Programs of input 0
+    policy.save("run/policy"); policy.load("run/policy")        # atomic checkpoints
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import asdict, dataclass, field, fields, replace
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from codeit.policy import checkpoint as ckpt
+from codeit.policy.model import (
+    ModelSpec,
+    count_parameters,
+    is_size,
+    make_model,
+    resolve_device,
+    resolve_precision,
+)
+from codeit.policy.sampling import ParseStats, SampleConfig, SampleStats, generate_texts, parse_samples
+from codeit.policy.training import TrainConfig, TrainStats, evaluate_loss, make_optimizer, train_epoch
+
+#: micro-batch token budget on CUDA when ``max_batch_tokens`` is None (T5-base: ~30 GB of activations)
+DEFAULT_CUDA_BATCH_TOKENS = 16384
+
+
+@dataclass
+class PolicyConfig:
+    """Everything that defines a policy; field names match the experiment configuration's ``policy``."""
+
+    #: a size name (tiny, small, base, large) or a pretrained model name / local directory
+    model: str = "tiny"
+    #: None: the DSL tokenizer for a size, the model's own tokenizer for a name/path; or a name/path
+    tokenizer: str | None = None
+    #: keep only the configuration of a pretrained model (ablation A4); sizes are random anyway
+    random_weights: bool = False
+    dropout: float | None = None
+    device: str = "auto"
+    #: auto (fp32 on CPU, bf16 on CUDA), fp32, bf16, fp16 (with a GradScaler)
+    precision: str = "auto"
+    tf32: bool = True
+    seed: int = 0
+    # training
+    lr: float = 5e-5
+    weight_decay: float = 0.0
+    batch_size: int = 8
+    grad_accum: int = 64
+    max_grad_norm: float = 1.0
+    #: encoder input cap (two sides of at most ``max_side_tokens`` each, a newline and EOS)
+    max_input_tokens: int = 1026
+    max_target_tokens: int = 512
+    bucket_batches: int = 256
+    #: micro-batches by padded-token budget (speed only: a step still averages batch_size * grad_accum);
+    #: None = 16,384 on CUDA, off (batch_size examples) on CPU; 0 = off
+    max_batch_tokens: int | None = None
+    # task -> input text (codeit.encoding), sides counted with this policy's tokenizer
+    max_side_tokens: int = 512
+    #: demonstration examples per input (None: all that fit; 1 for ablation A5)
+    n_examples: int | None = None
+    # sampling
+    n_samples: int = 24
+    temperature: float = 0.95
+    max_new_tokens: int = 512
+    sample_batch_sequences: int = 0
+    #: encoder tokens per sampling batch; None = from free GPU memory on CUDA, unlimited on CPU
+    sample_batch_tokens: int | None = None
+    top_k: int = 0
+    top_p: float = 1.0
+    #: "pruned" (own loop, drops finished sequences) or "hf" (transformers' generate)
+    decoder: str = "pruned"
+    progress: bool = True
+
+    @classmethod
+    def from_dict(cls, values: dict | None) -> PolicyConfig:
+        """Build from a mapping, ignoring keys that are not fields."""
+        names = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in (values or {}).items() if k in names})
+
+    def train_config(self) -> TrainConfig:
+        return TrainConfig(lr=self.lr, weight_decay=self.weight_decay, batch_size=self.batch_size,
+                           grad_accum=self.grad_accum, max_grad_norm=self.max_grad_norm,
+                           max_input_tokens=self.max_input_tokens, max_target_tokens=self.max_target_tokens,
+                           bucket_batches=self.bucket_batches, max_batch_tokens=self.max_batch_tokens or 0,
+                           progress=self.progress)
+
+    def sample_config(self, **overrides) -> SampleConfig:
+        cfg = SampleConfig(n=self.n_samples, temperature=self.temperature, max_new_tokens=self.max_new_tokens,
+                           max_input_tokens=self.max_input_tokens, batch_sequences=self.sample_batch_sequences,
+                           batch_tokens=self.sample_batch_tokens,
+                           top_k=self.top_k, top_p=self.top_p, decoder=self.decoder, progress=self.progress)
+        for key, value in overrides.items():
+            if value is not None:
+                setattr(cfg, key, value)
+        return cfg
+
+
+@dataclass
+class SampleResult:
+    """Per input: the decoded texts and the programs that parsed; plus decode and parse statistics."""
+
+    texts: list[list[str]]
+    programs: list[list] = field(default_factory=list)
+    stats: SampleStats = field(default_factory=SampleStats)
+    parse: ParseStats = field(default_factory=ParseStats)
+
+    def metrics(self) -> dict:
+        out = {f"sample_{k}": v for k, v in self.stats.as_dict().items()}
+        out.update(sample_parsed=self.parse.parsed, sample_unparsable=self.parse.unparsable,
+                   sample_distinct=self.parse.distinct, sample_parse_rate=self.parse.parse_rate)
+        return out
+
+
+def _as_pair(item) -> tuple[str, str]:
+    """(input text, program text) from a pair or an object with ``input_text`` and ``program``."""
+    if isinstance(item, tuple | list) and len(item) == 2:
+        a, b = item
+    else:
+        a = getattr(item, "input_text", None)
+        b = getattr(item, "program_text", None) or getattr(item, "program", None)
+        if a is None or b is None:
+            raise TypeError(f"cannot make an (input, program) pair of {item!r}")
+    b = getattr(b, "text", b)  # a codeit.program.Program
+    return str(a), str(b)
+
+
+class Policy:
+    """Model + tokenizer + optimiser; see the module docstring."""
+
+    def __init__(self, config: PolicyConfig | dict | None = None, *, model=None, tokenizer=None):
+        if config is None:
+            config = PolicyConfig()
+        elif isinstance(config, dict):
+            config = PolicyConfig.from_dict(config)
+        self.config = config = replace(config)  # a copy: auto values are resolved in it
+        self.device = resolve_device(config.device)
+        self.precision = resolve_precision(config.precision, self.device)
+        if config.max_batch_tokens is None:
+            config.max_batch_tokens = DEFAULT_CUDA_BATCH_TOKENS if self.device.type == "cuda" else 0
+        if self.device.type == "cuda" and config.tf32:
+            torch.backends.cuda.matmul.allow_tf32 = True
+            torch.backends.cudnn.allow_tf32 = True
+        self.rng = np.random.default_rng(config.seed)
+        if tokenizer is None:
+            from codeit.tokenizer import load_tokenizer
+
+            name = config.tokenizer
+            if name is None and not is_size(config.model):
+                name = config.model
+            tokenizer = load_tokenizer(name)
+        self.tokenizer = tokenizer
+        if model is None:
+            model = make_model(ModelSpec(config.model, config.random_weights, config.dropout), tokenizer,
+                               seed=config.seed)
+        self.model = model.to(self.device)
+        self.optimizer: torch.optim.Optimizer | None = None
+        self.scaler: torch.amp.GradScaler | None = None
+        self.epochs = 0
+        self.steps = 0
+        self._allowed_ids: list[int] | None = None
+
+    # -- information ---------------------------------------------------------------------------------
+    @property
+    def n_parameters(self) -> int:
+        return count_parameters(self.model)
+
+    def describe(self) -> dict:
+        return {"model": self.config.model, "parameters": self.n_parameters, "vocab": len(self.tokenizer),
+                "device": str(self.device), "precision": self.precision}
+
+    @property
+    def allowed_token_ids(self) -> list[int]:
+        """Ids decoding may produce (program tokens, EOS, pad)."""
+        if self._allowed_ids is None:
+            from codeit.tokenizer import program_token_ids
+
+            self._allowed_ids = program_token_ids(self.tokenizer)
+        return self._allowed_ids
+
+    # -- training ------------------------------------------------------------------------------------
+    def _ensure_optimizer(self) -> torch.optim.Optimizer:
+        if self.optimizer is None:
+            self.optimizer = make_optimizer(self.model, self.config.train_config())
+            if self.precision == "fp16":
+                self.scaler = torch.amp.GradScaler(self.device.type)
+        return self.optimizer
+
+    def train(self, experiences: Iterable, *, on_step: Callable[[dict], None] | None = None,
+              progress: bool | None = None) -> TrainStats:
+        """One epoch over ``experiences``: (input text, program text) pairs or objects with
+        ``input_text`` and ``program``/``program_text``.  The optimiser persists across calls."""
+        pairs = [_as_pair(e) for e in experiences]
+        optimizer = self._ensure_optimizer()
+        cfg = self.config.train_config()
+        if progress is not None:
+            cfg.progress = progress
+        stats = train_epoch(self.model, self.tokenizer, optimizer, pairs, cfg, self.rng,
+                            precision=self.precision, scaler=self.scaler, on_step=on_step)
+        self.epochs += 1
+        self.steps += stats.steps
+        return stats
+
+    def set_lr(self, lr: float) -> None:
+        """Set the learning rate of the (persistent) optimiser and of later optimisers."""
+        self.config.lr = float(lr)
+        if self.optimizer is not None:
+            for group in self.optimizer.param_groups:
+                group["lr"] = float(lr)
+
+    def loss(self, experiences: Iterable, batch_size: int = 32) -> float:
+        """Mean token cross-entropy of ``experiences`` in eval mode."""
+        pairs = [_as_pair(e) for e in experiences]
+        return evaluate_loss(self.model, self.tokenizer, pairs, batch_size=batch_size,
+                             max_input_tokens=self.config.max_input_tokens,
+                             max_target_tokens=self.config.max_target_tokens, precision=self.precision)
+
+    # -- sampling ------------------------------------------------------------------------------------
+    def encode_task(self, task) -> str:
+        """The model input text of ``task`` (:func:`codeit.encoding.encode_task`), each side capped at
+        ``max_side_tokens`` tokens of this policy's tokenizer."""
+        from codeit.encoding import encode_task
+        from codeit.tokenizer import grid_token_counter
+
+        return encode_task(task, n_examples=self.config.n_examples, max_tokens=self.config.max_side_tokens,
+                           tokenizer=grid_token_counter(self.tokenizer))
+
+    def sample_texts(self, inputs: Sequence[str], n: int | None = None, temperature: float | None = None,
+                     max_new_tokens: int | None = None, progress: bool | None = None,
+                     extra_processors: Sequence = (), seed: int | None = None
+                     ) -> tuple[list[list[str]], SampleStats]:
+        """``n`` decoded texts per input text.  With ``seed`` the draw is reproducible and torch's global
+        RNG is left untouched (a forked RNG is used)."""
+        cfg = self.config.sample_config(n=n, temperature=temperature, max_new_tokens=max_new_tokens,
+                                        progress=progress)
+
+        def run():
+            return generate_texts(self.model, self.tokenizer, list(inputs), cfg, self.allowed_token_ids,
+                                  precision=self.precision, extra_processors=extra_processors)
+
+        if seed is None:
+            return run()
+        devices = [self.device.index or 0] if self.device.type == "cuda" else []
+        with torch.random.fork_rng(devices=devices):
+            torch.manual_seed(int(seed))
+            return run()
+
+    def sample(self, inputs: Sequence, n: int | None = None, temperature: float | None = None,
+               max_new_tokens: int | None = None, progress: bool | None = None,
+               seed: int | None = None) -> SampleResult:
+        """``n`` programs per input (an encoded input text, or a task encoded with :mod:`codeit.encoding`).
+
+        Decoded texts that do not parse are counted in ``result.parse.unparsable`` and dropped.
+        """
+        texts_in = [x if isinstance(x, str) else self.encode_task(x) for x in inputs]
+        texts, stats = self.sample_texts(texts_in, n, temperature, max_new_tokens, progress, seed=seed)
+        programs, parse_stats = parse_samples(texts)
+        return SampleResult(texts=texts, programs=programs, stats=stats, parse=parse_stats)
+
+    # -- checkpoints ---------------------------------------------------------------------------------
+    def state(self) -> dict:
+        return {"epochs": self.epochs, "steps": self.steps, "config": asdict(self.config)}
+
+    def save(self, path: str | os.PathLike, extra_state: dict | None = None) -> Path:
+        """Atomically write model, tokenizer, optimiser, scaler and RNG states to ``path``."""
+        state = self.state()
+        if extra_state:
+            state["extra"] = extra_state
+        return ckpt.save_checkpoint(path, model=self.model, tokenizer=self.tokenizer, optimizer=self.optimizer,
+                                    scaler=self.scaler, state=state, generator=self.rng)
+
+    def load(self, path: str | os.PathLike, restore_rng: bool = True) -> dict:
+        """Restore a checkpoint written by :meth:`save` into this policy; returns its saved state."""
+        from transformers import T5ForConditionalGeneration
+
+        from codeit.tokenizer import load_tokenizer
+
+        found = ckpt.resolve_checkpoint(path)
+        if found is None:
+            raise FileNotFoundError(f"no complete checkpoint at {path}")
+        self.tokenizer = load_tokenizer(found / "tokenizer")
+        self._allowed_ids = None
+        self.model = T5ForConditionalGeneration.from_pretrained(found / "model").to(self.device)
+        return self._load_states(found, restore_rng)
+
+    def _load_states(self, found: Path, restore_rng: bool) -> dict:
+        parts = ckpt.load_checkpoint_states(found, map_location=self.device)
+        self.optimizer = None
+        self.scaler = None
+        if parts["optimizer"] is not None:
+            self._ensure_optimizer().load_state_dict(parts["optimizer"])
+        if parts["scaler"] is not None:
+            if self.scaler is None:
+                self.scaler = torch.amp.GradScaler(self.device.type)
+            self.scaler.load_state_dict(parts["scaler"])
+        state = parts["state"]
+        self.epochs = int(state.get("epochs", 0))
+        self.steps = int(state.get("steps", 0))
+        if restore_rng:
+            ckpt.restore_rng_state(parts["rng"], self.rng)
+        return state
+
+    @classmethod
+    def from_checkpoint(cls, path: str | os.PathLike, config: PolicyConfig | dict | None = None) -> Policy:
+        """A policy restored from ``path``; ``config`` defaults to the one saved with it."""
+        found = ckpt.resolve_checkpoint(path)
+        if found is None:
+            raise FileNotFoundError(f"no complete checkpoint at {path}")
+        if config is None:
+            import json
+
+            config = PolicyConfig.from_dict(json.loads((found / "state.json").read_text()).get("config"))
+        elif isinstance(config, dict):
+            config = PolicyConfig.from_dict(config)
+        from transformers import T5ForConditionalGeneration
+
+        from codeit.tokenizer import load_tokenizer
+
+        policy = cls(config, model=T5ForConditionalGeneration.from_pretrained(found / "model"),
+                     tokenizer=load_tokenizer(found / "tokenizer"))
+        policy._load_states(found, restore_rng=True)
+        return policy
+
