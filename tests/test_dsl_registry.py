@@ -2,7 +2,7 @@
 
 from pathlib import Path
 
-import codeit.dsl as dsl
+from codeit import dsl
 from codeit.dsl.registry import PRIMITIVES
 from codeit.dsl.types import TYPE_NAMES
 

@@ -9,8 +9,8 @@ the tokenizer all read this table instead of keeping lists of their own.
 from __future__ import annotations
 
 import inspect
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 from codeit.dsl.types import TYPE_NAMES
 

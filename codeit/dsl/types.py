@@ -5,8 +5,8 @@ names below are the single vocabulary of the typed signatures.  At run time noth
 the aliases only point at the Python representation so annotations stay importable and lintable.
 """
 
+from collections.abc import Callable as _Callable
 from typing import Any as _Any
-from typing import Callable as _Callable
 
 Boolean = bool
 Integer = int
