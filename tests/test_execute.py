@@ -3,7 +3,6 @@ crashes, memory cap).  Everything runs the real executor on the real DSL."""
 
 from __future__ import annotations
 
-import json
 import os
 import random
 import signal
@@ -143,28 +142,6 @@ def test_time_limits_in_process():
     assert time.perf_counter() - start < 2
     assert interrupted.errors[0].startswith("timeout: interrupted after 0.")
     assert signal.getsignal(signal.SIGALRM) is signal.SIG_DFL  # the previous handler is back
-
-
-# dsl-spec §6: through CodeIt's executor 384 of the 400 published programs reproduce every output.
-WRONG = {"1b60fb0c", "39e1d7f9", "4290ef0e", "4c5c2cf0", "6a1e5592", "e40b9e2f", "caa06a1f"}
-DROPPED = {"06df4c85", "0dfd9992", "29ec7d0e", "484b58aa", "5c2c9af4", "c3f564a4", "db3e9e38", "ef135b50"}
-
-
-def test_published_programs_in_process():
-    files = sorted((DATA / "training").glob("*.json"))
-    if not files:
-        pytest.skip(f"CodeIt data not found at {DATA} (set CODEIT_DATA)")
-    failed = {}
-    for path in files:
-        task = json.loads(path.read_text())
-        examples = task["training_examples"] + task["test_examples"]
-        result = run_program(task["program"], [e["input"] for e in examples])
-        if result.outputs != tuple(tuple(map(tuple, e["output"])) for e in examples):
-            failed[task["task_key"]] = [e for e in result.errors if e]
-    # a64e4611 timed out in the reference (one line took 2.7 s there); this DSL is fast enough
-    assert set(failed) - {"a64e4611"} == WRONG | DROPPED
-    for key in DROPPED:
-        assert all(e.startswith("limit: ") and "dropped" in e for e in failed[key]), failed[key]
 
 
 # -- the worker pool --------------------------------------------------------------------------------
