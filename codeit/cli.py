@@ -15,6 +15,8 @@ import sys
 COMMANDS: dict[str, tuple[str, str]] = {
     "execute": ("run DSL programs from a JSONL file on input grids", "codeit.execute_cli:main"),
     "plugins": ("list the registered plugins and the hooks they implement", "codeit.plugins:main"),
+    "mutation-baseline": ("mutate seed programs and score the mutants on the evaluation tasks",
+                          "codeit.mutation_baseline:main"),
 }
 
 

@@ -51,7 +51,9 @@ def test_the_example_scheme_and_mutator_work_in_a_run(installed):
         from codeit.plugins import get_plugin_manager
         from codeit.tasks import Example, Task
 
-        config = {"plugins": {"priority": {"accuracy-squared": 1.0}}, "buffer": {"epsilon": 0.001}}
+        # the built-in mutator is switched off so that only the example's variants come back
+        config = {"plugins": {"priority": {"accuracy-squared": 1.0}, "disable": ["depth1"]},
+                  "buffer": {"epsilon": 0.001}}
         pm = get_plugin_manager(config)
         buffer = ReplayBuffer(HookPriority(pm, config))
         task = Task("t", (Example(((1, 2),), ((2, 1),)),))

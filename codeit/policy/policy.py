@@ -11,10 +11,12 @@ Plain Python API, usable without pluggy::
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -36,6 +38,7 @@ DEFAULT_CUDA_BATCH_TOKENS = 16384
 
 
 @dataclass
+
 class PolicyConfig:
     """Everything that defines a policy; field names match the experiment configuration's ``policy``."""
 
@@ -134,6 +137,21 @@ def _as_pair(item) -> tuple[str, str]:
     return str(a), str(b)
 
 
+@contextlib.contextmanager
+def _explained_load_failure(what: str, name: Any):
+    """Turn transformers' "couldn't connect / not a folder" error for a pretrained name into one that
+    names the setting and the ways out (the hub is unreachable on many machines)."""
+    try:
+        yield
+    except OSError as err:
+        raise OSError(
+            f"cannot load the {what} {str(name)!r} (policy.model / policy.tokenizer): it is neither a local "
+            "folder written by save_pretrained nor in the local Hugging Face cache, and the hub could not be "
+            "reached. Download it once on a connected machine (HF_HOME / HF_HUB_CACHE say where the cache "
+            "is), point policy.model at a local folder, or use a size name (tiny, small, base, large) for "
+            f"a randomly initialised model. Cause: {err}") from err
+
+
 class Policy:
     """Model + tokenizer + optimiser; see the module docstring."""
 
@@ -157,11 +175,13 @@ class Policy:
             name = config.tokenizer
             if name is None and not is_size(config.model):
                 name = config.model
-            tokenizer = load_tokenizer(name)
+            with _explained_load_failure("tokenizer", name):
+                tokenizer = load_tokenizer(name)
         self.tokenizer = tokenizer
         if model is None:
-            model = make_model(ModelSpec(config.model, config.random_weights, config.dropout), tokenizer,
-                               seed=config.seed)
+            with _explained_load_failure("model", config.model):
+                model = make_model(ModelSpec(config.model, config.random_weights, config.dropout), tokenizer,
+                                   seed=config.seed)
         self.model = model.to(self.device)
         self.optimizer: torch.optim.Optimizer | None = None
         self.scaler: torch.amp.GradScaler | None = None

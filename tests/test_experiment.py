@@ -1,0 +1,469 @@
+"""The Sacred experiment: every named config at smoke size, the file record, failures, output
+filtering, and resuming a run killed with SIGKILL."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from codeit.buffer import ReplayBuffer
+from codeit.experiment import NAMED_CONFIGS, PAPER_CONFIG, SMOKE, file_record_dir, make_experiment
+from codeit.loop import find_checkpoint, is_timing_metric, merge_config
+
+torch = pytest.importorskip("torch")
+
+#: a run that hangs (e.g. a runaway DSL line in the main process) fails instead of blocking the suite
+pytestmark = pytest.mark.timeout(300)
+
+REPO = Path(__file__).resolve().parent.parent
+SYS_CAPTURE = {"--capture": "sys"}
+
+#: the named config ``test_size``, applied after ``smoke`` and before the config under test (so that
+#: the latter's own values win): smaller still, so that every named config runs in the time budget
+TEST_SIZE = {"n_iterations": 2, "data": {"n_search_tasks": 6}, "init": {"mutated": 30},
+             "train": {"policy_samples": 48, "initial_samples": 32},
+             "policy": {"n_samples": 2, "max_new_tokens": 32}, "execution": {"workers": 2}}
+
+
+def cli_updates(updates: dict, prefix: str = "") -> list[str]:
+    """Config updates as Sacred command-line ``key=value`` arguments."""
+    out = []
+    for key, value in updates.items():
+        if isinstance(value, dict):
+            out += cli_updates(value, f"{prefix}{key}.")
+        else:
+            out.append(f"{prefix}{key}={json.dumps(value)}")
+    return out
+
+
+@pytest.fixture(autouse=True)
+def restore_threads():
+    before = torch.get_num_threads()
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def runs_root(tmp_path_factory):
+    return tmp_path_factory.mktemp("records") / "runs"
+
+
+@pytest.fixture(scope="module")
+def ex(runs_root):
+    return make_experiment(file_root=runs_root, use_env=False, save_git_info=False,
+                           named_configs={"test_size": TEST_SIZE})
+
+
+def run_smoke(ex, *names, **updates):
+    """``with smoke test_size <names> <updates>``."""
+    return ex.run(named_configs=["smoke", "test_size", *names], config_updates=updates, options=SYS_CAPTURE)
+
+
+def record(run) -> Path:
+    folder = file_record_dir(run)
+    assert folder is not None and folder.is_dir()
+    return folder
+
+
+def metrics_of(folder: Path) -> dict[str, list[float]]:
+    return {name: m["values"] for name, m in json.loads((folder / "metrics.json").read_text()).items()}
+
+
+def saved_buffer(folder: Path) -> ReplayBuffer:
+    return ReplayBuffer.load(find_checkpoint(folder) / "buffer")
+
+
+def shared_data_available() -> bool:
+    from codeit.tasks import default_data_dir
+
+    return default_data_dir() is not None
+
+
+# ------------------------------------------------------------------------------------------------
+# configuration
+
+
+def test_default_config_carries_the_paper_values(ex):
+    run = ex.run("print_config", options=SYS_CAPTURE)
+    cfg = run.config
+    assert cfg["n_iterations"] == 100
+    assert cfg["init"]["mutated"] == 19_200 and cfg["mutation_chunk"] == 0
+    assert cfg["train"] == {"policy_samples": 90_000, "initial_samples": 10_000}
+    assert cfg["buffer"]["capacity"] == 10_000_000
+    policy = cfg["policy"]
+    assert policy["model"] == "Salesforce/codet5p-220m" and not policy["random_weights"]
+    assert (policy["lr"], policy["batch_size"], policy["grad_accum"]) == (5e-5, 8, 64)
+    assert (policy["n_samples"], policy["temperature"], policy["max_new_tokens"]) == (24, 0.95, 512)
+    assert cfg["execution"]["max_elements"] == 1000 and cfg["execution"]["max_cells"] == 1000
+    assert cfg["data"]["max_demos"] == 10 and cfg["data"]["search_split"] == "test"
+    assert cfg["plugins"]["sampler"] == ["policy"] and cfg["plugins"]["relabel"] == ["hindsight"]
+    assert cfg["plugins"]["priority"] == ["performance"] and cfg["plugins"]["model"] == "t5"
+
+
+def test_policy_section_lists_every_policy_setting():
+    """Sacred rejects keys missing from the config, so every PolicyConfig field must be there."""
+    import dataclasses
+
+    from codeit.policy import PolicyConfig
+
+    assert set(PAPER_CONFIG["policy"]) == {f.name for f in dataclasses.fields(PolicyConfig)}
+
+
+@pytest.mark.parametrize("names, expect", [
+    (["a1_no_exit"], {"plugins.relabel": [], "mutation_chunk": 9600}),
+    (["smoke", "a1_no_exit"], {"plugins.relabel": [], "mutation_chunk": 100, "policy.model": "tiny"}),
+    (["a1_no_exit", "smoke"], {"mutation_chunk": 100}),
+    (["smoke", "a3_no_priority"], {"plugins.priority": ["uniform"], "plugins.relabel": ["hindsight"]}),
+    (["smoke", "a2_no_relabeling", "a6_no_mutation"], {"plugins.relabel": ["filter"], "init.mutated": 0}),
+    (["smoke", "large"], {"policy.model": "large", "policy.grad_accum": 1}),
+    (["smoke", "small"], {"policy.model": "small"}),
+    (["smoke", "base"], {"policy.model": "base"}),
+    (["smoke", "codet5p_220m"], {"policy.model": "Salesforce/codet5p-220m"}),
+    (["smoke", "codet5_small"], {"policy.model": "Salesforce/codet5-small"}),
+    (["smoke", "codet5p_770m", "a4_no_pretraining"], {"policy.model": "Salesforce/codet5p-770m",
+                                                        "policy.random_weights": True}),
+    (["mutation_baseline"], {"pipeline": "mutation_baseline", "plugins.model": None}),
+])
+def test_named_configs_compose(ex, names, expect):
+    cfg = ex.run("print_config", named_configs=names, options=SYS_CAPTURE).config
+    for dotted, value in expect.items():
+        node = cfg
+        for part in dotted.split("."):
+            node = node[part]
+        assert node == value, dotted
+    assert set(NAMED_CONFIGS) <= set(ex.named_configs)
+
+
+def test_model_size_configs_build_the_intended_models():
+    """The size configs at full size cannot train in the suite's budget on a CPU: build them on the meta
+    device (shapes only) and check their scale."""
+    from codeit.policy.model import ModelSpec, count_parameters, make_model
+    from codeit.tokenizer import dsl_tokenizer
+
+    tokenizer = dsl_tokenizer()
+    expected = {"tiny": (1e5, 1e6), "small": (35e6, 70e6), "base": (150e6, 260e6), "large": (550e6, 800e6)}
+    for name, (low, high) in expected.items():
+        model_name = NAMED_CONFIGS[name][0]["policy"]["model"]
+        with torch.device("meta"):
+            n = count_parameters(make_model(ModelSpec(model_name), tokenizer))
+        assert low < n < high, name
+
+
+# ------------------------------------------------------------------------------------------------
+# every named config at smoke size
+
+
+def test_smoke_alone_records_metrics_and_artifacts(ex):
+    run = run_smoke(ex)
+    assert run.status == "COMPLETED"
+    folder = record(run)
+    assert json.loads((folder / "run.json").read_text())["status"] == "COMPLETED"
+    assert json.loads((folder / "config.json").read_text())["policy"]["model"] == "tiny"
+    metrics = metrics_of(folder)
+    for name in ["solve_rate", "solve_rate_cumulative", "solve_rate_policy_only", "demo_solve_rate",
+                 "buffer_size", "buffer_policy", "new_entries", "programs_distinct", "train_loss",
+                 "sample_seconds", "execute_seconds", "train_seconds", "programs_per_second"]:
+        assert len(metrics[name]) == 2, name
+    for name in ["performance.csv", "solve_rate.png", "solutions_0.json", "solutions_1.json",
+                 "programs_0.jsonl.gz", "programs_1.jsonl.gz"]:
+        assert (folder / name).is_file(), name
+    artifacts = json.loads((folder / "run.json").read_text())["artifacts"]
+    assert set(artifacts) >= {"performance.csv", "solve_rate.png", "solutions_1.json", "programs_1.jsonl.gz"}
+    lines = (folder / "performance.csv").read_text().splitlines()
+    assert len(lines) == 3 and lines[0].startswith("iteration,")
+    programs = gzip.decompress((folder / "programs_0.jsonl.gz").read_bytes()).decode().splitlines()
+    assert len(programs) == metrics["programs_distinct"][0]
+    info = json.loads((folder / "info.json").read_text())
+    assert info["work_dir"] == str(folder)
+    assert info["initial_buffer"]["size"] == metrics["buffer_size"][0] - metrics["new_entries"][0]
+    assert run.result["iterations"] == 2
+
+
+def test_a1_no_exit(ex):
+    run = run_smoke(ex, "a1_no_exit")
+    assert run.status == "COMPLETED" and run.config["mutation_chunk"] == 15
+    metrics = metrics_of(record(run))
+    assert metrics["new_policy_entries"] == [0, 0] and metrics["buffer_policy"] == [0, 0]
+    assert all(n > 0 for n in metrics["new_mutated_entries"])  # fresh mutated tasks every iteration
+
+
+def test_a2_no_relabeling(ex):
+    run = run_smoke(ex, "a2_no_relabeling")
+    assert run.status == "COMPLETED"
+    policy = saved_buffer(record(run)).entries("policy")
+    assert all(e.accuracy == 1.0 for e in policy)
+
+
+def test_a3_no_priority(ex):
+    run = run_smoke(ex, "a3_no_priority")
+    assert run.status == "COMPLETED"
+    buffer = saved_buffer(record(run))
+    assert len(buffer) and len(set(buffer.priorities.tolist())) == 1
+
+
+def test_a4_no_pretraining(ex):
+    run = run_smoke(ex, "a4_no_pretraining")
+    assert run.status == "COMPLETED" and run.config["policy"]["random_weights"] is True
+
+
+def test_a5_one_demo(ex):
+    run = run_smoke(ex, "a5_one_demo")
+    assert run.status == "COMPLETED" and run.config["policy"]["n_examples"] == 1
+
+
+def test_a6_no_mutation(ex):
+    run = run_smoke(ex, "a6_no_mutation")
+    assert run.status == "COMPLETED"
+    assert "mutated" not in run.info["initial_buffer"]["sources"]
+
+
+def test_tiny_and_dev(ex):
+    run = run_smoke(ex, "tiny", "dev", n_iterations=1)
+    assert run.status == "COMPLETED"
+    assert run.config["data"]["search_split"] == "val" and run.config["data"]["train_splits"] == ["train"]
+
+
+@pytest.mark.skipif(not shared_data_available(), reason="the CodeIt data folder (../shared/codeit-data or "
+                    "$CODEIT_DATA) is absent")
+def test_codeit_data(ex):
+    run = run_smoke(ex, "codeit_data", n_iterations=1)
+    assert run.status == "COMPLETED"
+    assert run.info["initial_buffer"]["sources"]["initial"] > 300  # the published training programs
+
+
+def test_mutation_baseline(ex):
+    pytest.importorskip("codeit.mutation_baseline")
+    run = run_smoke(ex, "mutation_baseline")
+    assert run.status == "COMPLETED"
+    assert run.config["plugins"]["model"] is None
+    assert (record(run) / "performance.csv").is_file()
+
+
+
+#: the least work a run can do: one meta-iteration, two search tasks, a handful of experiences
+MICRO = {"n_iterations": 1, "data": {"n_search_tasks": 2}, "init": {"mutated": 4},
+         "train": {"policy_samples": 4, "initial_samples": 4},
+         "policy": {"n_samples": 1, "max_new_tokens": 8, "batch_size": 4}}
+
+
+@pytest.mark.parametrize("size", ["small", "base"])
+def test_model_size_configs_run(ex, size):
+    """``with smoke small`` / ``base``: the real architectures train and sample (a micro workload on the
+    CPU).  ``large`` (770M parameters, ~12 GB of weights and optimiser state in fp32) is built on the meta
+    device above instead: a CPU run of it does not fit the suite's memory and time budget."""
+    run = ex.run(named_configs=["smoke", "test_size", size], config_updates=MICRO, options=SYS_CAPTURE)
+    assert run.status == "COMPLETED" and run.config["policy"]["model"] == size
+    from transformers import T5Config
+
+    config = T5Config.from_pretrained(find_checkpoint(record(run)) / "model" / "model")
+    assert config.d_model == {"small": 512, "base": 768}[size]
+
+
+HUB_CONFIGS = ["codet5_small", "codet5p_220m", "codet5p_770m"]
+
+
+@pytest.fixture(scope="module")
+def offline_hub(tmp_path_factory):
+    """A Hugging Face cache holding, under each hub name a named config uses, a tiny stand-in
+    checkpoint written with ``save_pretrained``: with ``HF_HUB_OFFLINE=1`` the runs below load it through
+    the same ``from_pretrained(name)`` call that downloads the real checkpoint on a connected machine."""
+    from codeit.policy.model import ModelSpec, make_model
+    from codeit.tokenizer import dsl_tokenizer
+
+    cache = tmp_path_factory.mktemp("hf") / "hub"
+    tokenizer = dsl_tokenizer()
+    model = make_model(ModelSpec("tiny"), tokenizer, seed=0)
+    commit = "0123456789abcdef0123456789abcdef01234567"
+    for name in HUB_CONFIGS:
+        repo = cache / ("models--" + NAMED_CONFIGS[name][0]["policy"]["model"].replace("/", "--"))
+        snapshot = repo / "snapshots" / commit
+        model.save_pretrained(snapshot)
+        tokenizer.save_pretrained(snapshot)
+        (repo / "refs").mkdir(parents=True)
+        (repo / "refs" / "main").write_text(commit)
+    return cache
+
+
+@pytest.mark.parametrize("name", HUB_CONFIGS)
+def test_hub_model_configs_run_from_the_local_cache(name, offline_hub, tmp_path):
+    hub_name = NAMED_CONFIGS[name][0]["policy"]["model"]
+    env = {k: v for k, v in os.environ.items() if k != "CODEIT_MONGO_URL"}
+    env.update(HF_HUB_CACHE=str(offline_hub), HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1")
+    updates = merge_config(merge_config(TEST_SIZE, MICRO), {"seed": 3})
+    command = [sys.executable, str(REPO / "experiments" / "codeit.py"), "with", "smoke", name, *cli_updates(updates)]
+    out = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=280, check=False)
+    assert out.returncode == 0, out.stderr[-3000:]
+    folder = tmp_path / "runs" / "1"
+    assert json.loads((folder / "run.json").read_text())["status"] == "COMPLETED"
+    assert json.loads((folder / "config.json").read_text())["policy"]["model"] == hub_name
+    from transformers import T5Config
+
+    assert T5Config.from_pretrained(find_checkpoint(folder) / "model" / "model").d_model == 64  # the stand-in
+
+
+def test_a_hub_model_that_is_not_available_fails_with_its_name(tmp_path):
+    env = {k: v for k, v in os.environ.items() if k != "CODEIT_MONGO_URL"}
+    env.update(HF_HUB_CACHE=str(tmp_path / "empty-cache"), HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1")
+    command = [sys.executable, str(REPO / "experiments" / "codeit.py"), "with", "smoke", "codet5p_220m",
+               *cli_updates(MICRO)]
+    out = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=280, check=False)
+    assert out.returncode != 0
+    assert "cannot load the tokenizer 'Salesforce/codet5p-220m'" in out.stderr and "policy.model" in out.stderr
+    assert json.loads((tmp_path / "runs" / "1" / "run.json").read_text())["status"] == "FAILED"
+
+# ------------------------------------------------------------------------------------------------
+# failures, captured output
+
+
+def test_failed_run_is_recorded_with_its_traceback(ex, tmp_path, monkeypatch):
+    (tmp_path / "failing_plugin.py").write_text(
+        "def codeit_iteration_start(iteration):\n"
+        "    if iteration == 1:\n"
+        "        raise RuntimeError('plugin failed on purpose at iteration 1')\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    with pytest.raises(RuntimeError, match="on purpose"):
+        run_smoke(ex, "a6_no_mutation", plugins={"modules": ["failing_plugin"]})
+    folders = sorted(p for p in (ex.file_root).iterdir() if p.name.isdigit())
+    folder = max(folders, key=lambda p: int(p.name))
+    run_json = json.loads((folder / "run.json").read_text())
+    assert run_json["status"] == "FAILED"
+    assert "RuntimeError: plugin failed on purpose at iteration 1" in "".join(run_json["fail_trace"])
+    assert metrics_of(folder)["solve_rate"] and (folder / "performance.csv").is_file()  # what was done is kept
+
+
+def test_progress_bars_do_not_flood_the_captured_output(ex):
+    run = run_smoke(ex, "a6_no_mutation", n_iterations=1, policy={"progress": True})
+    assert run.status == "COMPLETED"
+    out = (record(run) / "cout.txt").read_text()
+    assert "iteration 1/1: solved" in out
+    assert "\r" not in out
+    assert len(out) < 20_000
+
+
+# ------------------------------------------------------------------------------------------------
+# resume
+
+
+def test_resume_after_sigkill_matches_an_uninterrupted_run(ex, tmp_path):
+    updates = merge_config(TEST_SIZE, {"n_iterations": 3, "seed": 11})
+    env = {k: v for k, v in os.environ.items() if k != "CODEIT_MONGO_URL"}
+    command = [sys.executable, str(REPO / "experiments" / "codeit.py"), "with", "smoke", *cli_updates(updates)]
+    proc = subprocess.Popen(command, cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            start_new_session=True)
+    killed_dir = tmp_path / "runs" / "1"
+    deadline = time.monotonic() + 300
+    try:
+        while not (killed_dir / "checkpoints" / "iter-0000" / "COMPLETE").exists():
+            assert proc.poll() is None, proc.stderr.read().decode()[-3000:]
+            assert time.monotonic() < deadline, "no checkpoint after 300 s"
+            time.sleep(0.05)
+        os.killpg(proc.pid, signal.SIGKILL)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    assert json.loads((killed_dir / "run.json").read_text())["status"] == "RUNNING"  # never finished
+    done = find_checkpoint(killed_dir)
+    assert done.name in ("iter-0000", "iter-0001")
+
+    resumed = ex.run(named_configs=["smoke"], config_updates={**updates, "resume_from": str(killed_dir)},
+                     options=SYS_CAPTURE)
+    whole = ex.run(named_configs=["smoke"], config_updates=updates, options=SYS_CAPTURE)  # same values
+    assert resumed.status == whole.status == "COMPLETED"
+    assert resumed.info["resumed_from"]["checkpoint"] == str(done)
+    assert resumed.info["resumed_from"]["run_id"] == "1"
+    assert resumed.info["resumed_from"]["iterations_done"] == int(done.name[5:]) + 1
+
+    a, b = record(resumed), record(whole)
+    ma, mb = metrics_of(a), metrics_of(b)
+    assert sum(metrics_of(b)["execution_timeouts"]) == 0, "a time limit was hit: the runs may differ"
+    assert {k: v for k, v in ma.items() if not is_timing_metric(k)} == \
+        {k: v for k, v in mb.items() if not is_timing_metric(k)}
+    assert all(len(v) == 3 for k, v in ma.items() if not is_timing_metric(k))
+    sa, sb = (json.loads((f / "solutions_2.json").read_text()) for f in (a, b))
+    assert sa == sb
+    assert (a / "performance.csv").read_text() == (b / "performance.csv").read_text()
+    assert [(e.key, e.accuracy) for e in saved_buffer(a)] == [(e.key, e.accuracy) for e in saved_buffer(b)]
+
+
+def test_resume_from_a_run_id(ex, runs_root):
+    first = run_smoke(ex, "a6_no_mutation", n_iterations=1)
+    more = run_smoke(ex, "a6_no_mutation", n_iterations=2, resume_from=str(first._id))
+    assert more.status == "COMPLETED"
+    assert more.info["resumed_from"]["run_dir"] == str(runs_root / str(first._id))
+    assert len(metrics_of(record(more))["solve_rate"]) == 2
+
+
+def test_smoke_named_config_is_the_documented_size():
+    assert SMOKE["n_iterations"] == 3 and SMOKE["data"]["n_search_tasks"] == 20
+    assert SMOKE["policy"]["model"] == "tiny" and SMOKE["policy"]["device"] == "cpu"
+    assert set(SMOKE) <= set(PAPER_CONFIG)
+
+
+def test_named_configs_are_not_changed_by_earlier_runs(ex):
+    ex.run("print_config", named_configs=["smoke", "codet5p_770m", "a4_no_pretraining"], options=SYS_CAPTURE)
+    cfg = ex.run("print_config", named_configs=["smoke", "a4_no_pretraining"], options=SYS_CAPTURE).config
+    assert cfg["policy"]["model"] == "tiny" and cfg["policy"]["random_weights"] is True
+    assert ex.run("print_config", options=SYS_CAPTURE).config["policy"]["model"] == "Salesforce/codet5p-220m"
+
+
+# ------------------------------------------------------------------------------------------------
+# MongoDB
+
+
+class KillDatabaseAfterFirstIteration:
+    def __init__(self, server):
+        self.server = server
+
+    def codeit_iteration_end(self, iteration):
+        if iteration == 0:
+            self.server.kill()
+
+
+@pytest.mark.mongo
+def test_smoke_run_outlives_its_database(mongo_server_factory, tmp_path, caplog):
+    """The database dies after the first meta-iteration: the run completes, the file record is whole,
+    the loss is announced, and once the database is back ``resync`` completes the MongoDB record."""
+    import pymongo
+
+    from codeit import recording
+
+    server = mongo_server_factory()
+    ex = make_experiment(file_root=tmp_path / "runs", use_env=False, save_git_info=False,
+                         mongo_options={"timeout_ms": 500, "final_attempts": 2, "retry_after_s": 0.2},
+                         plugins=(("killer", KillDatabaseAfterFirstIteration(server)),),
+                         named_configs={"test_size": TEST_SIZE})
+    caplog.set_level(logging.WARNING, logger="codeit.recording")
+    run = ex.run(named_configs=["smoke", "test_size", "a6_no_mutation"],
+                 options={**SYS_CAPTURE, "--mongo_db": f"{server.url}/killed"})
+    assert run.status == "COMPLETED"
+    folder = record(run)
+    assert json.loads((folder / "run.json").read_text())["status"] == "COMPLETED"
+    assert len(metrics_of(folder)["solve_rate"]) == 2 and (folder / "performance.csv").is_file()
+
+    messages = [r.getMessage() for r in caplog.records if r.name == "codeit.recording"]
+    assert any("Lost the connection to MongoDB" in m for m in messages), messages
+    (unsaved,) = (tmp_path / "runs" / "mongo-unsaved").glob("*.pickle")
+    assert any(str(unsaved) in m and "resync" in m for m in messages), messages
+
+    restarted = mongo_server_factory(port=server.port, folder=server.folder)
+    client = pymongo.MongoClient(restarted.url, serverSelectionTimeoutMS=5000)
+    try:
+        db = client["killed"]
+        assert db.runs.find_one({"_id": run._id})["status"] == "RUNNING"
+        recording.resync(unsaved)
+        doc = db.runs.find_one({"_id": run._id})
+        assert doc["status"] == "COMPLETED"
+        assert db.metrics.find_one({"run_id": run._id, "name": "solve_rate"})["steps"] == [0, 1]
+        assert {"performance.csv", "solve_rate.png"} <= {a["name"] for a in doc["artifacts"]}
+    finally:
+        client.close()

