@@ -284,7 +284,9 @@ def _run_with_alarm(compiled: CompiledProgram, grid: Grid, limits: ExecutionLimi
     global _armed
     try:
         _armed = True
-        signal.setitimer(signal.ITIMER_REAL, limits.timeout)
+        # repeating: if the interrupt lands in code that swallows it (a finaliser, a gc callback),
+        # it fires again 50 ms later, until the run is disarmed
+        signal.setitimer(signal.ITIMER_REAL, limits.timeout, 0.05)
         try:
             return compiled.run(grid, limits)
         finally:
