@@ -660,6 +660,8 @@ def _read_published(data: str | None) -> list[tuple[int, float]]:
 
 def run_baseline(config: BaselineConfig, log: Callable[[str], None] = print) -> dict[str, Any]:
     """Run (or resume) the baseline described by ``config``; returns the summary."""
+    if config.candidates not in ("solving", "any"):
+        raise ValueError(f"candidates must be 'solving' or 'any', not {config.candidates!r}")
     out = Path(config.out)
     (out / "mutated").mkdir(parents=True, exist_ok=True)
     (out / "scores").mkdir(exist_ok=True)

@@ -240,13 +240,20 @@ def test_codeit_data(ex):
     assert run.info["initial_buffer"]["sources"]["initial"] > 300  # the published training programs
 
 
-def test_mutation_baseline(ex):
-    pytest.importorskip("codeit.mutation_baseline")
-    run = run_smoke(ex, "mutation_baseline")
+@pytest.mark.parametrize("candidates", ["solving", "any"])
+def test_mutation_baseline(ex, candidates):
+    run = run_smoke(ex, "mutation_baseline", baseline={"candidates": candidates})
     assert run.status == "COMPLETED"
     assert run.config["plugins"]["model"] is None
-    assert (record(run) / "performance.csv").is_file()
-
+    folder = record(run)
+    assert (folder / "performance.csv").is_file()
+    out = Path(run.info["work_dir"])
+    assert json.loads((out / "manifest.json").read_text())["candidates"] == candidates
+    solutions = json.loads((folder / "solutions.json").read_text())
+    accuracies = {p["demo_accuracy"] for programs in solutions.values() for p in programs}
+    if candidates == "solving":
+        assert accuracies <= {1.0}
+    assert run.result["samples"] > 0 and "solve_rate" in run.result
 
 
 #: the least work a run can do: one meta-iteration, two search tasks, a handful of experiences
