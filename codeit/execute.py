@@ -272,10 +272,22 @@ def _run_inputs(compiled: CompiledProgram, inputs: Sequence[Any], limits: Execut
 
 
 _armed = False
+_PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
+
+
+def in_program_code(frame: Any) -> bool:
+    """Whether a signal handler's ``frame`` is this package's code (a DSL primitive, a closure it
+    built, the evaluation loop) -- the only place an interrupt is raised.
+
+    A signal can also land in a garbage-collector callback or a finaliser running at that moment
+    (a weakref callback, a library's gc hook), where Python prints and swallows the exception; the
+    handlers skip those and interrupt again at their next tick, back in the program.  The DSL calls
+    only builtins, so a running program is always in this package's frames."""
+    return frame is not None and frame.f_code.co_filename.startswith(_PACKAGE_DIR)
 
 
 def _on_alarm(signum, frame) -> None:
-    if _armed:
+    if _armed and in_program_code(frame):
         raise _Timeout
 
 

@@ -29,7 +29,7 @@ from operator import itemgetter
 from typing import Any, NamedTuple
 
 from codeit.dsl import CONSTANTS, PRIMITIVES
-from codeit.execute import DEFAULT_LIMITS, ExecutionLimits
+from codeit.execute import DEFAULT_LIMITS, ExecutionLimits, in_program_code
 from codeit.program import INPUT, Line, Program, ProgramError, parse
 
 __all__ = ["ERROR", "MISSING", "NodeTable", "ProgramSet", "ShapePlan", "guard", "shape_plan"]
@@ -74,11 +74,12 @@ def _resident_pages() -> int:
 
 
 def _on_tick(signum, frame) -> None:
-    # The line's start time is cleared by the code that catches the exception, never here: if DSL
-    # code (or a finaliser running at that moment) swallows it, the next tick raises again.
+    # Raised only in the program's own frames (not in a finaliser that would swallow it:
+    # codeit.execute.in_program_code); the line's start time is cleared by the code that catches the
+    # exception, never here, so a tick that could not raise is followed by one that does.
     start = _watch[0]
     if start and (time.perf_counter() - start > _watch[1]
-                  or (_watch[2] and _resident_pages() > _watch[2])):
+                  or (_watch[2] and _resident_pages() > _watch[2])) and in_program_code(frame):
         raise _NodeTimeout
 
 

@@ -116,6 +116,8 @@ def test_omniboard_shows_both_runs_configs_and_metrics(recorded_runs, omniboard,
         ("click", show_hide),
         *[("click", menu_item.format(name=name)) for name in hide],
         ("click", show_hide),
+        # the table re-renders after the columns change (slowly on a busy machine): wait for the rows
+        ("wait", f"{cells_by_run}.filter(r => /^[0-9]+$/.test(r['Id'] || '')).length >= {len(ids)}"),
         ("sleep", "500"),
         ("eval", cells_by_run),
         # the row's expand arrow: the detail view opens on its metric plot
