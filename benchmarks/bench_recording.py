@@ -2,8 +2,8 @@
 database is named) with the file record and MongoDB.
 
 The runs alternate (none, files, files + MongoDB, none, ...) so that a machine that gets busier or
-quieter affects every variant alike; each variant's mean wall time is printed with its overhead
-over the unrecorded runs.  Every run has its own work folder (checkpoints are part of a run, not of
+quieter affects every variant alike, after one uncounted warm-up run (imports, caches); each
+variant's mean wall time is printed with its overhead over the unrecorded runs.  Every run has its own work folder (checkpoints are part of a run, not of
 its recording) and the same seed.
 
 Usage: ``python benchmarks/bench_recording.py [--repeats 3] [--mongo HOST:PORT:DB]`` (``--mongo``
@@ -51,6 +51,7 @@ def main() -> None:
     variants = ["none", "files"] + (["files+mongo"] if args.mongo else [])
     times: dict[str, list[float]] = {v: [] for v in variants}
     with tempfile.TemporaryDirectory(prefix="bench-recording-") as tmp:
+        one_run("none", Path(tmp) / "warm-up", args.mongo, args.seed)  # imports, caches: not counted
         for r in range(args.repeats):
             for v in variants:
                 folder = Path(tmp) / f"{v}-{r}"
