@@ -69,7 +69,11 @@ def _check_variants(program: str, inputs, n_demos: int, mutants) -> None:
         assert any(o != i for o, i in zip(demos, inputs)), "identity"
         if _functions_in_containers(mutant.program):
             continue
-        assert result.outputs == mutant.outputs
+        assert result.outputs[:n_demos] == mutant.outputs[:n_demos]
+        # beyond the demonstrations a run may fail (None) where another one did not: a line close to
+        # the 0.25 s limit passes or not with the machine's load; where both give a grid they agree
+        for lone, kept in zip(result.outputs[n_demos:], mutant.outputs[n_demos:]):
+            assert lone is None or kept is None or lone == kept
         assert result.outputs not in seen, "equivalent to the parent or an earlier variant"
         seen.add(result.outputs)
 
