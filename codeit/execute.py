@@ -271,6 +271,22 @@ def _run_inputs(compiled: CompiledProgram, inputs: Sequence[Any], limits: Execut
     return ExecutionResult(tuple(outputs), tuple(errors), tuple(values) if keep_values else None)
 
 
+
+def stop_workers(workers: Iterable[Any], grace_s: float) -> None:
+    """Stop worker processes (objects with ``proc`` and ``kill()``): close their input so that they
+    exit on their own, then kill whichever is still there after ``grace_s`` seconds in all."""
+    import subprocess
+
+    workers = list(workers)
+    for worker in workers:
+        with contextlib.suppress(OSError):
+            worker.proc.stdin.close()
+    deadline = time.monotonic() + grace_s
+    for worker in workers:
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            worker.proc.wait(max(0.0, deadline - time.monotonic()))
+        worker.kill()
+
 _armed = False
 _PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
 
@@ -519,16 +535,7 @@ class BatchExecutor:
         """Stop the workers: close their input so they exit, kill any still there after a second."""
         if self._selector is None:
             return
-        import subprocess
-
-        for worker in self._workers:
-            with contextlib.suppress(OSError):
-                worker.proc.stdin.close()
-        deadline = time.monotonic() + 1.0
-        for worker in self._workers:
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                worker.proc.wait(max(0.0, deadline - time.monotonic()))
-            worker.kill()
+        stop_workers(self._workers, grace_s=1.0)
         self._workers.clear()
         self._selector.close()
         self._selector = None

@@ -59,7 +59,7 @@ from pathlib import Path
 from typing import Any, Self
 
 from codeit.encoding import estimate_tokens
-from codeit.execute import ExecutionLimits
+from codeit.execute import ExecutionLimits, stop_workers
 from codeit.program import Program, parse
 from codeit.scoring import Candidate, top_k
 from codeit.scoring import rank as rank_candidates
@@ -221,14 +221,7 @@ class WorkerPool:
     def close(self) -> None:
         if self._selector is None:
             return
-        for worker in self._workers:
-            with contextlib.suppress(OSError):
-                worker.proc.stdin.close()
-        deadline = time.monotonic() + 2.0
-        for worker in self._workers:
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                worker.proc.wait(max(0.0, deadline - time.monotonic()))
-            worker.kill()
+        stop_workers(self._workers, grace_s=2.0)
         self._workers.clear()
         self._selector.close()
         self._selector = None

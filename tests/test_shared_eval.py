@@ -81,6 +81,8 @@ def test_the_interrupt_lands_only_in_program_code_and_repeats():
         shared_eval._watch[0] = 0.0
 
 
+# without the memory cap the line runs for minutes and takes gigabytes: the timeout makes that a failure
+@pytest.mark.timeout(60)
 def test_a_line_that_grows_memory_is_stopped_in_process():
     limits = ExecutionLimits(line_timeout=30.0, memory_mb=64, max_elements=0)
     table = NodeTable(limits)
