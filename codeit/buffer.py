@@ -35,6 +35,7 @@ from typing import Any
 
 import numpy as np
 
+from codeit.files import atomic_write
 from codeit.tasks import Example, Task
 
 PARTS = ("initial", "policy")
@@ -356,15 +357,15 @@ class ReplayBuffer:
         if first_new < self._size:
             chunk_name = f"entries-{generation}.pkl"
             chunk = (seq[first_new:].tolist(), [_entry_record(e) for e in self._entries[first_new:]])
-            _atomic_write(folder / chunk_name, lambda f: pickle.dump(chunk, f, protocol=pickle.HIGHEST_PROTOCOL))
+            atomic_write(folder / chunk_name, lambda f: pickle.dump(chunk, f, protocol=pickle.HIGHEST_PROTOCOL))
             chunks.append(chunk_name)
             records += self._size - first_new
         arrays_name = f"arrays-{generation}.npz"
         arrays = {name: array[: self._size] for name, array in self._arrays.items()}
-        _atomic_write(folder / arrays_name, lambda f: np.savez(f, **arrays))
+        atomic_write(folder / arrays_name, lambda f: np.savez(f, **arrays))
         manifest = {"format": FORMAT_VERSION, "generation": generation, "arrays": arrays_name, "chunks": chunks,
                     "records": records, "size": self._size, "seq": self._seq, "capacity": self.capacity}
-        _atomic_write(manifest_path, lambda f: f.write(json.dumps(manifest, indent=1).encode()))
+        atomic_write(manifest_path, lambda f: f.write(json.dumps(manifest, indent=1).encode()))
         keep = {arrays_name, "manifest.json", *chunks}
         for file in folder.iterdir():  # earlier generations, and temp files of interrupted saves
             if file.name not in keep and file.name.startswith(("arrays-", "entries-", ".tmp-")):
@@ -430,18 +431,6 @@ def _part_code(part: str) -> int:
         return PARTS.index(part)
     except ValueError:
         raise ValueError(f"unknown buffer part {part!r}; parts are {PARTS}") from None
-
-
-def _atomic_write(path: Path, write: Callable[[Any], Any]) -> None:
-    tmp = path.with_name(f".tmp-{os.getpid()}-{path.name}")
-    try:
-        with open(tmp, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def _examples_record(examples: tuple[Example, ...]) -> tuple:

@@ -61,6 +61,7 @@ import numpy as np
 
 from codeit.buffer import Entry, ReplayBuffer
 from codeit.execute import BatchExecutor, ExecutionLimits, ExecutionResult
+from codeit.files import atomic_write, fsync_dir, fsync_tree
 from codeit.scoring import TOP_K, Candidate, rank
 from codeit.tasks import Task
 
@@ -667,7 +668,7 @@ class CodeItLoop:
         if self.artifact_sink is None:
             folder = self.work_dir / "outputs"
             folder.mkdir(parents=True, exist_ok=True)
-            _write_atomic(folder / name, data)
+            atomic_write(folder / name, data)
             return
         folder = Path(tempfile.mkdtemp(prefix="codeit-artifact-"))
         try:
@@ -760,11 +761,11 @@ class CodeItLoop:
                 pickle.dump({"format": STATE_FORMAT, "state": self.state, "seed": self.seed,
                              "config": self.config}, f, protocol=pickle.HIGHEST_PROTOCOL)
             (tmp / COMPLETE).write_text("ok\n")
-            _fsync_dir(tmp)
+            fsync_tree(tmp)
             if final.exists():
                 shutil.rmtree(final)
             os.replace(tmp, final)
-            _fsync_dir(folder)
+            fsync_dir(folder)
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
@@ -836,22 +837,3 @@ def _is_number(value: Any) -> bool:
     return isinstance(value, int | float | np.integer | np.floating) and not isinstance(value, bool)
 
 
-def _write_atomic(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".tmp-{os.getpid()}-{path.name}")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
-
-
-def _fsync_dir(path: Path) -> None:
-    for root, _dirs, files in os.walk(path):
-        for name in files:
-            try:
-                fd = os.open(os.path.join(root, name), os.O_RDONLY)
-            except OSError:
-                continue
-            try:
-                os.fsync(fd)
-            except OSError:
-                pass
-            finally:
-                os.close(fd)

@@ -15,13 +15,22 @@ mutated programs.
    ``--chunk-size`` mutated tasks (``OUT/mutated/chunk_XXXX.json``, a list of CodeIt JSON task objects
    whose examples are the parent's inputs with the variant's outputs).
 3. **Scoring**: per chunk, worker processes hold the chunk's programs in a
-   :class:`codeit.shared_eval.ProgramSet` and take evaluation tasks one at a time: every program runs
-   on the smallest demonstration input, the survivors on the next, and so on; a program that
-   reproduces every demonstration is re-run alone (no sharing) on the demonstrations and the test
-   examples.  Results go to ``OUT/scores/chunk_XXXX.jsonl`` one task per line, so a killed run
-   resumes with the tasks (and chunks) already scored.
-   With ``--candidates any`` every program runs on every demonstration and the programs that
-   reproduce at least one are candidates (DESIGN.md §4 step 6); several times slower.
+   :class:`codeit.shared_eval.ProgramSet` and take evaluation tasks one at a time.  Candidates of a
+   task (``--candidates any``, DESIGN.md §4 step 6) are the programs reproducing at least one
+   demonstration, ranked by the top-3 rule.  Only a candidate that solves the test examples can make
+   a task solved, and only programs reproducing at least as many demonstrations can push it out of
+   the top 3, so scoring is two passes: first every program runs on the test inputs (a miss ends
+   it); then, only for the tasks where some program solved them, the programs that reproduce at
+   least as many demonstrations as the weakest of those are found (a program stops once it cannot
+   get there).  The curve is the one of running every program on every demonstration
+   (``--no-prune`` does that, about 2-3x slower, and lists every candidate in ``solutions.json``).
+   With ``--candidates solving`` every program runs on the smallest demonstration input, the
+   survivors on the next, and so on.  Programs found by the shared evaluation are re-run alone (no
+   sharing) on the demonstrations and the test examples.  Results go to
+   ``OUT/scores/chunk_XXXX.jsonl`` (first pass) and ``chunk_XXXX.rank.jsonl`` (second pass) one task
+   per line, so a killed run resumes with the tasks (and chunks) already scored; a chunk's second
+   pass is redone for a task when a later chunk brings a test-solving program with fewer
+   demonstrations.
 4. **Report**: per task, the candidate programs are ranked by the top-3 rule (:mod:`codeit.scoring`:
    demonstration accuracy, then length); the task counts as solved at ``n`` mutated programs if one
    of the top 3 among the first ``n`` solves the test examples.
@@ -60,6 +69,7 @@ from typing import Any, Self
 
 from codeit.encoding import estimate_tokens
 from codeit.execute import ExecutionLimits, stop_workers
+from codeit.files import atomic_write
 from codeit.program import Program, parse
 from codeit.scoring import Candidate, top_k
 from codeit.scoring import rank as rank_candidates
@@ -88,7 +98,8 @@ class BaselineConfig:
     stall_timeout: float = 120.0
     max_attempts: int = 2000  # candidates tried per seed and request
     memoise: bool = True  # share closure results between programs while scoring
-    candidates: str = "solving"  # "solving": programs solving every demonstration; "any": at least one
+    candidates: str = "any"  # "any": programs reproducing at least one demonstration; "solving": all of them
+    prune: bool = True  # "any" only: find the test-solving programs first, rank only what can outrank them
     progress: bool = True
     limits: dict[str, Any] = field(default_factory=lambda: asdict(ExecutionLimits()))
 
@@ -354,36 +365,40 @@ def _worker_main() -> None:
             _beat_state["last"] = time.monotonic()
 
 
-def _score_task(programs: Any, task: Task, limits: ExecutionLimits, candidates: str = "solving") -> dict[str, Any]:
-    """The candidate programs for ``task``, each as ``[index, demonstration results, test results]``.
+def _score_task(programs: Any, task: Task, limits: ExecutionLimits, stage: str = "demos",
+                need: int | None = None) -> dict[str, Any]:
+    """The programs of ``programs`` that matter for ``task``, each as
+    ``[index, demonstration results, test results]``.
 
-    ``candidates="solving"``: the programs that solve every demonstration (the demonstrations are
-    tried smallest input first and a program stops at its first miss).  ``"any"``: every program that
-    reproduces at least one demonstration (DESIGN.md §4 step 6; every program runs on every
-    demonstration).  Candidates found by the shared evaluation are confirmed by a lone run.
+    ``stage="demos"``: the programs reproducing at least ``need`` demonstrations (default: all of
+    them; the demonstrations are tried smallest input first and a program stops once it cannot get
+    there).  ``stage="tests"``: the programs reproducing every test example and at least one
+    demonstration (the first pass of the pruned ``--candidates any``).  Programs found by the shared
+    evaluation are confirmed by a lone run.
     """
     start = time.perf_counter()
-    demos = sorted(task.train, key=lambda e: _cells(e.input))
-    if candidates == "any":
-        found: set[int] = set()
-        everything = range(len(programs))
-        for demo in demos:
-            found.update(programs.matching(everything, demo.input, demo.output, _heartbeat))
-        found_list = sorted(found)
+    if stage == "tests":
+        need_demos = 1
+        found = programs.at_least(task.test, len(task.test), tick=_heartbeat)
     else:
-        found_list = programs.solving(demos, tick=_heartbeat)
+        need_demos = len(task.train) if need is None else max(1, need)
+        demos = sorted(task.train, key=lambda e: _cells(e.input))
+        found = programs.at_least(demos, need_demos, tick=_heartbeat)
     solutions = []
-    for index in found_list:
-        demo_ok, tests = _verify(programs.texts[index], task, limits, need_all=candidates != "any")
-        if any(demo_ok) and (candidates == "any" or all(demo_ok)):
+    for index in found:
+        demo_ok, tests = _verify(programs.texts[index], task, limits, need_demos)
+        if sum(demo_ok) >= need_demos and (stage != "tests" or (tests and all(tests))):
             solutions.append([index, demo_ok, tests])
-    return {"task": task.key, "solutions": solutions, "fast_matches": len(found_list),
-            "seconds": round(time.perf_counter() - start, 3)}
+    result = {"task": task.key, "solutions": solutions, "fast_matches": len(found),
+              "seconds": round(time.perf_counter() - start, 3)}
+    if stage == "demos" and need is not None:
+        result["need"] = need
+    return result
 
 
-def _verify(text: str, task: Task, limits: ExecutionLimits, need_all: bool = True) -> tuple[list[bool], list[bool]]:
-    """Run one program alone (no sharing, no memo): (demonstration results, test results); with
-    ``need_all`` the test examples are run only if every demonstration is solved."""
+def _verify(text: str, task: Task, limits: ExecutionLimits, need_demos: int) -> tuple[list[bool], list[bool]]:
+    """Run one program alone (no sharing, no memo): (demonstration results, test results); the test
+    examples are run only if at least ``need_demos`` demonstrations are reproduced."""
     from codeit.shared_eval import ERROR, NodeTable
 
     program = parse(text).normalise()
@@ -395,7 +410,7 @@ def _verify(text: str, task: Task, limits: ExecutionLimits, need_all: bool = Tru
         return value is not ERROR and value == example.output
 
     demos = [run(e) for e in task.train]
-    if (need_all and not all(demos)) or not any(demos):
+    if sum(demos) < max(1, need_demos):
         return demos, []
     return demos, [run(e) for e in task.test]
 
@@ -554,13 +569,6 @@ def load_chunks(folder: str | os.PathLike) -> list[Task]:
 # scoring and reports
 
 
-def _atomic_write(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w", encoding="utf-8") as f:
-        f.write(text)
-    os.replace(tmp, path)
-
-
 def _chunk_hash(programs: Sequence[str]) -> str:
     return hashlib.sha1("\n\n".join(programs).encode()).hexdigest()[:16]
 
@@ -665,13 +673,15 @@ def run_baseline(config: BaselineConfig, log: Callable[[str], None] = print) -> 
     manifest = {"version": FORMAT_VERSION, "seed": config.seed, "data": config.data, "chunk_size": config.chunk_size,
                 "max_seeds": config.max_seeds, "max_attempts": config.max_attempts, "candidates": config.candidates,
                 "seeds": [t.key for t in seeds]}
+    if config.candidates == "any":
+        manifest["prune"] = config.prune
     manifest_path = out / "manifest.json"
     if manifest_path.exists():
         old = json.loads(manifest_path.read_text())
         if old != manifest:
             changed = sorted(k for k in manifest if old.get(k) != manifest[k])
             raise SystemExit(f"{out} holds a run with other settings ({', '.join(changed)}); use another --out")
-    _atomic_write(manifest_path, json.dumps(manifest, indent=1))
+    atomic_write(manifest_path, json.dumps(manifest, indent=1))
 
     n_chunks = math.ceil(config.samples / config.chunk_size)
     sizes = [min(config.chunk_size, config.samples - c * config.chunk_size) for c in range(n_chunks)]
@@ -691,7 +701,7 @@ def run_baseline(config: BaselineConfig, log: Callable[[str], None] = print) -> 
                 if not part:
                     break
                 tasks = [mutated_task(r, by_key[r["parent"]], c * config.chunk_size + i) for i, r in enumerate(part)]
-                _atomic_write(out / "mutated" / f"chunk_{c:04d}.json",
+                atomic_write(out / "mutated" / f"chunk_{c:04d}.json",
                               json.dumps({"chunk": c, "size": len(tasks), "tasks": tasks}))
                 chunks[c] = _load_chunk(out, c, len(tasks))
             timings["mutation_seconds"] = round(time.perf_counter() - t0, 1)
@@ -702,7 +712,11 @@ def run_baseline(config: BaselineConfig, log: Callable[[str], None] = print) -> 
         total = sum(len(c["programs"]) for c in chunks)
 
         # -- scoring, chunk by chunk, task by task
-        solutions: dict[str, list[tuple[int, str, list[bool]]]] = {}
+        pruned = config.candidates == "any" and config.prune
+        stage = ("tests", None) if pruned else ("demos", 1 if config.candidates == "any" else None)
+        first: list[dict[str, dict[str, Any]]] = []  # per chunk: task key -> record of the first pass
+        ranked: list[dict[str, dict[str, Any]]] = []  # per chunk (pruned only): the ranking pass
+        needs: dict[str, int] = {}
         parents: dict[int, str] = {}
         t0 = time.perf_counter()
         scored_now = 0
@@ -711,24 +725,19 @@ def run_baseline(config: BaselineConfig, log: Callable[[str], None] = print) -> 
             offset = c * config.chunk_size
             for i, parent in enumerate(chunk["parents"]):
                 parents[offset + i] = parent
-            path = out / "scores" / f"chunk_{c:04d}.jsonl"
-            chash = _chunk_hash(programs)
-            done = _read_scores(path, chash)
-            todo = [t for t in evaluation if t.key not in done]
-            if todo:
-                # (re)start the file from the records that survived (a kill may have cut the last line)
-                _atomic_write(path, "".join(json.dumps(r) + "\n" for r in [
-                    {"chunk": c, "hash": chash, "programs": len(programs)}, *done.values()]))
-                scored_now += len(todo)
-                _score_chunk(pool, chunk, todo, path, done, config.progress, log, config.candidates)
-            else:
+            done, n = _score_pass(pool, chunk, out / "scores" / f"chunk_{c:04d}.jsonl",
+                                  [(t, *stage) for t in evaluation], lambda r: True, config.progress, log,
+                                  "tests first" if pruned else "scoring")
+            if not n:
                 log(f"chunk {c}: already scored ({len(programs)} programs x {len(evaluation)} tasks)")
-            for task in evaluation:
-                record = done.get(task.key)
-                if record is None:
-                    continue
-                for index, demos, tests in record["solutions"]:
-                    solutions.setdefault(task.key, []).append((offset + index, programs[index], demos, tests))
+            scored_now += n
+            first.append(done)
+            if pruned:
+                # every program (of every chunk so far) that could outrank a test-solving one
+                needs = _ranking_needs(first)
+                ranked = [_ranking_pass(pool, earlier, out, evaluation, needs, config.progress, log)
+                          for earlier in chunks[:len(first)]]
+            solutions = _collect(chunks[:len(first)], first, ranked, needs, config.chunk_size)
             _report(out, config, evaluation, solutions, parents, offset + len(programs), timings, log)
         timings["scoring_seconds"] = round(time.perf_counter() - t0, 1)
         timings["worker_restarts"] = pool.restarts
@@ -752,13 +761,72 @@ def _load_chunk(out: Path, c: int, size: int) -> dict[str, Any] | None:
     return {"chunk": c, "programs": programs, "parents": [t["extra_info"]["parent"] for t in data["tasks"]]}
 
 
-def _score_chunk(pool: WorkerPool, chunk: dict[str, Any], todo: Sequence[Task], path: Path,
-                 done: dict[str, dict[str, Any]], progress: bool, log: Callable[[str], None],
-                 candidates: str = "solving") -> None:
+def _score_pass(pool: WorkerPool, chunk: dict[str, Any], path: Path, work: Sequence[tuple[Task, str, int | None]],
+                valid: Callable[[dict[str, Any]], bool], progress: bool, log: Callable[[str], None],
+                what: str) -> tuple[dict[str, dict[str, Any]], int]:
+    """Score ``work`` (``(task, stage, need)``, see :func:`_score_task`) on ``chunk``'s programs,
+    keeping the records already in ``path`` that pass ``valid``; returns (records by task key, number
+    of tasks scored now)."""
+    c, programs = chunk["chunk"], chunk["programs"]
+    chash = _chunk_hash(programs)
+    done = {key: r for key, r in _read_scores(path, chash).items() if valid(r)}
+    todo = [w for w in work if w[0].key not in done]
+    if todo:
+        # (re)start the file from the records that survived (a kill may have cut the last line)
+        atomic_write(path, "".join(json.dumps(r) + "\n" for r in [
+            {"chunk": c, "hash": chash, "programs": len(programs)}, *done.values()]))
+        _score_chunk(pool, chunk, todo, path, done, progress, log, what)
+    return done, len(todo)
+
+
+def _ranking_pass(pool: WorkerPool, chunk: dict[str, Any], out: Path, evaluation: Sequence[Task],
+                  needs: Mapping[str, int], progress: bool, log: Callable[[str], None]) -> dict[str, dict[str, Any]]:
+    """The second pass of the pruned ``any``: per task with test-solving candidates (``needs``), the
+    programs of ``chunk`` reproducing at least ``needs[task]`` demonstrations.  A record made for a
+    higher need than today's (a later chunk brought a weaker test-solving candidate) is redone."""
+    def valid(record: dict[str, Any]) -> bool:
+        return record["task"] in needs and record.get("need", 1 << 30) <= needs[record["task"]]
+
+    work = [(t, "demos", needs[t.key]) for t in evaluation if t.key in needs]
+    path = out / "scores" / f"chunk_{chunk['chunk']:04d}.rank.jsonl"
+    return _score_pass(pool, chunk, path, work, valid, progress, log, "ranking")[0]
+
+
+def _ranking_needs(first: Sequence[Mapping[str, dict[str, Any]]]) -> dict[str, int]:
+    """Per task with a test-solving candidate (first pass of the pruned ``any``): the fewest
+    demonstrations such a candidate reproduces.  Only programs reproducing at least that many can
+    rank above one of them, so only those need the ranking pass (docs/mutation.md)."""
+    needs: dict[str, int] = {}
+    for records in first:
+        for key, record in records.items():
+            for _, demos, _ in record["solutions"]:
+                needs[key] = min(needs.get(key, 1 << 30), sum(demos))
+    return needs
+
+
+def _collect(chunks: Sequence[dict[str, Any]], first: Sequence[Mapping[str, dict[str, Any]]],
+             ranked: Sequence[Mapping[str, dict[str, Any]]], needs: Mapping[str, int],
+             chunk_size: int) -> dict[str, list[tuple[int, str, list[bool], list[bool]]]]:
+    """Candidates per task key, ``(global index, program, demonstration results, test results)``,
+    from the passes' records (one program once)."""
+    found: dict[str, dict[int, tuple[int, str, list[bool], list[bool]]]] = {}
+    for e, chunk in enumerate(chunks):
+        offset, programs = chunk["chunk"] * chunk_size, chunk["programs"]
+        for records in (first[e], ranked[e] if e < len(ranked) else {}):
+            for key, record in records.items():
+                for index, demos, tests in record["solutions"]:
+                    if "need" in record and sum(demos) < needs.get(key, 0):
+                        continue  # ranked below every test-solving candidate: changes nothing
+                    found.setdefault(key, {})[offset + index] = (offset + index, programs[index], demos, tests)
+    return {key: sorted(entries.values()) for key, entries in found.items()}
+
+
+def _score_chunk(pool: WorkerPool, chunk: dict[str, Any], todo: Sequence[tuple[Task, str, int | None]], path: Path,
+                 done: dict[str, dict[str, Any]], progress: bool, log: Callable[[str], None], what: str) -> None:
     c, programs = chunk["chunk"], chunk["programs"]
     # biggest inputs first: the slow tasks do not end up alone at the end
-    todo = sorted(todo, key=lambda t: -min(_cells(e.input) for e in t.train))
-    bar = _bar(len(todo), f"scoring chunk {c} ({len(programs)} programs)", "task", progress)
+    todo = sorted(todo, key=lambda w: -min(_cells(e.input) for e in w[0].train))
+    bar = _bar(len(todo), f"{what}: chunk {c} ({len(programs)} programs)", "task", progress)
     start = time.perf_counter()
     with open(path, "a", encoding="utf-8") as f:
         def record(result: dict[str, Any]) -> None:
@@ -767,19 +835,19 @@ def _score_chunk(pool: WorkerPool, chunk: dict[str, Any], todo: Sequence[Task], 
             f.flush()
             if bar is not None:
                 bar.update(1)
-                bar.set_postfix(solving=sum(1 for r in done.values() if r["solutions"]), refresh=False)
+                bar.set_postfix(found=sum(1 for r in done.values() if r["solutions"]), refresh=False)
 
         def on_failure(key: str, why: str) -> None:
             log(f"chunk {c}: task {key} not scored: {why}")
             record({"task": key, "solutions": [], "failed": why})
 
-        pool.run([(t.key, ("score", t, candidates)) for t in todo], lambda key, result: record(result),
-                 on_failure,
+        pool.run([(task.key, ("score", task, stage, need)) for task, stage, need in todo],
+                 lambda key, result: record(result), on_failure,
                  setup=((c, _chunk_hash(programs)), ("programs", programs)))
     if bar is not None:
         bar.close()
     seconds = time.perf_counter() - start
-    log(f"chunk {c}: scored {len(programs)} programs x {len(todo)} tasks in {seconds:.1f} s")
+    log(f"chunk {c}: {what}: {len(programs)} programs x {len(todo)} tasks in {seconds:.1f} s")
 
 
 def _report(out: Path, config: BaselineConfig, evaluation: Sequence[Task], solutions, parents, upto: int,
@@ -790,7 +858,7 @@ def _report(out: Path, config: BaselineConfig, evaluation: Sequence[Task], solut
     if not checkpoints or checkpoints[-1] != upto:
         checkpoints.append(upto)
     curve = solve_curve(solutions, len(evaluation), checkpoints) if upto else []
-    _atomic_write(out / "performance.csv", "".join(f"{n},{r:g}\n" for n, r in curve))
+    atomic_write(out / "performance.csv", "".join(f"{n},{r:g}\n" for n, r in curve))
     published = _read_published(config.data)
     with contextlib.suppress(Exception):
         _plot(out / "performance.png", curve, published,
@@ -805,12 +873,12 @@ def _report(out: Path, config: BaselineConfig, evaluation: Sequence[Task], solut
                         "demo_accuracy": sum(demos) / len(demos), "demo": demos, "test": tests,
                         "top3": ranked[text] < 3}
                        for index, text, demos, tests in cands]
-    _atomic_write(out / "solutions.json", json.dumps(report, indent=1))
+    atomic_write(out / "solutions.json", json.dumps(report, indent=1))
     rate = curve[-1][1] if curve else 0.0
     summary = {"samples": upto, "solve_rate": rate, "solved": round(rate * len(evaluation)),
-               "evaluation_tasks": len(evaluation), "tasks_with_solving_programs": len(report),
+               "evaluation_tasks": len(evaluation), "tasks_with_candidates": len(report),
                "curve": curve, **timings}
-    _atomic_write(out / "summary.json", json.dumps(summary, indent=1))
+    atomic_write(out / "summary.json", json.dumps(summary, indent=1))
     if final:
         log(f"solve rate at {upto} mutated programs: {rate:.2%} ({summary['solved']}/{len(evaluation)})")
     return summary
@@ -834,9 +902,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--memory-mb", type=int, default=3072, help="address-space cap per worker (MiB)")
     parser.add_argument("--stall-timeout", type=float, default=120.0,
                         help="kill a worker that sends nothing for this many seconds")
-    parser.add_argument("--candidates", choices=("solving", "any"), default="solving",
-                        help="candidate programs per task: those solving every demonstration (default), or "
-                             "those reproducing at least one (DESIGN.md §4 step 6; runs every demonstration)")
+    parser.add_argument("--candidates", choices=("any", "solving"), default="any",
+                        help="candidate programs per task: those reproducing at least one demonstration "
+                             "(default; DESIGN.md §4 step 6), or only those solving every demonstration")
+    parser.add_argument("--no-prune", action="store_true",
+                        help="with --candidates any: run every program on every demonstration instead of "
+                             "finding the test-solving programs first (same curve; solutions.json then "
+                             "lists every candidate; about 2-3x slower)")
     parser.add_argument("--no-memo", action="store_true",
                         help="do not share closure results between programs while scoring (slower)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
@@ -850,7 +922,8 @@ def main(args: argparse.Namespace) -> int:
                             workers=args.workers or len(os.sched_getaffinity(0)), seed=args.seed,
                             chunk_size=args.chunk_size, curve_step=args.curve_step, max_tasks=args.max_tasks,
                             max_seeds=args.max_seeds, memory_mb=args.memory_mb, stall_timeout=args.stall_timeout,
-                            memoise=not args.no_memo, progress=not args.no_progress, candidates=args.candidates)
+                            memoise=not args.no_memo, progress=not args.no_progress, candidates=args.candidates,
+                            prune=not args.no_prune)
 
     def log(message: str) -> None:
         print(message, flush=True)

@@ -59,6 +59,8 @@ from sacred.observers import FileStorageObserver, MongoObserver
 from sacred.observers.base import RunObserver
 from sacred.observers.mongo import force_bson_encodeable
 
+from codeit.files import atomic_write
+
 __all__ = [
     "DEFAULT_DB",
     "ENV_DB",
@@ -473,10 +475,7 @@ class SafeMongoObserver(MongoObserver):
             ],
             "pending_resources": list(self._pending_resources),
         }
-        tmp = path.with_suffix(".tmp")
-        with open(tmp, "wb") as f:
-            pickle.dump(record, f)
-        os.replace(tmp, path)
+        atomic_write(path, lambda f: pickle.dump(record, f))
         return path
 
 

@@ -624,9 +624,25 @@ class ProgramSet:
                 tick: Callable[[], None] | None = None) -> list[int]:
         """The programs (among ``indices``, default all) that reproduce every example's output,
         trying the examples in the given order and dropping a program at its first miss."""
-        alive = list(range(len(self.plans))) if indices is None else list(indices)
+        return self.at_least(examples, len(examples), indices, tick)
+
+    def at_least(self, examples: Sequence[Any], need: int, indices: Iterable[int] | None = None,
+                 tick: Callable[[], None] | None = None) -> list[int]:
+        """The programs (among ``indices``, default all) that reproduce at least ``need`` of the
+        examples' outputs, in index order.
+
+        The examples are tried in the given order and a program is dropped as soon as the examples
+        left cannot bring it to ``need`` (``need == len(examples)``: at its first miss; ``need == 1``:
+        every program runs on every example until it has a match)."""
+        alive = list(range(len(self.plans))) if indices is None else sorted(indices)
+        hits = dict.fromkeys(alive, 0)
+        left = len(examples)
         for example in examples:
             if not alive:
                 break
-            alive = self.matching(alive, example.input, example.output, tick)
-        return alive
+            left -= 1
+            running = [i for i in alive if hits[i] < need]  # those already there need no more runs
+            for i in self.matching(running, example.input, example.output, tick):
+                hits[i] += 1
+            alive = [i for i in alive if hits[i] + left >= need]
+        return [i for i in alive if hits[i] >= need]

@@ -62,7 +62,7 @@ def test_resume_skips_what_is_scored(tmp_path, capsys):
     _run(out)
     log = capsys.readouterr().out
     assert "chunk 0: already scored" in log
-    assert "scored 20 programs x 3 tasks" in log  # only the lost ones of chunk 1
+    assert "chunk 1: tests first: 20 programs x 3 tasks" in log  # only the lost ones of chunk 1
     assert "mutation:" not in log  # the chunk files were reused
     assert (first.stat().st_mtime_ns, first.read_text()) == before
     assert (out / "performance.csv").read_text() == curve
@@ -100,9 +100,16 @@ def test_scoring_finds_solutions_and_applies_the_top3_rule():
              + [(3, programs[2], [True], [True])]}
     assert solve_curve(wrong, 1, [4]) == [(4, 0.0)]
     # "any": programs reproducing at least one demonstration are candidates, ranked by accuracy
-    partial = _score_task(ProgramSet(programs), task, ExecutionLimits(), "any")
+    partial = _score_task(ProgramSet(programs), task, ExecutionLimits(), "demos", 1)
     assert [(i, demos) for i, demos, _ in partial["solutions"]] == [(0, [True, True]), (2, [True, True]),
                                                                      (3, [True, False])]
+    assert partial["need"] == 1
+    # the first pass of the pruned "any": programs solving the test example (and one demonstration)
+    tests_first = _score_task(ProgramSet(programs), task, ExecutionLimits(), "tests")
+    assert [(i, demos, tests) for i, demos, tests in tests_first["solutions"]] == [
+        (0, [True, True], [True]), (2, [True, True], [True]), (3, [True, False], [True])]
+    wrong_test = Task("w", task.train, (Example(((5, 6),), ((5, 6),)),))
+    assert _score_task(ProgramSet(programs), wrong_test, ExecutionLimits(), "tests")["solutions"] == []
 
 
 def test_worker_watchdog_replaces_a_silent_worker():
@@ -114,6 +121,51 @@ def test_worker_watchdog_replaces_a_silent_worker():
         assert pool.restarts == 2  # the hanging item was tried twice
     assert results == ["ok"]
     assert failures and failures[0][0] == "hang" and "silent" in failures[0][1]
+
+
+#: evaluation tasks where the first few hundred published mutants hold test-solving candidates,
+#: some of them outranked by programs that reproduce as many demonstrations (and two unsolved ones)
+RANKED_TASKS = ("358ba94e", "cd3c21df", "f5aa3634", "1a2e2828", "9a4bb226", "68b67ca3", "7bb29440",
+                "2546ccf6", "00576224", "05a7bcf2")
+
+
+@needs_data
+def test_pruned_any_gives_the_exhaustive_curve(tmp_path, capsys):
+    """``--candidates any`` finds the test-solving programs first and ranks only the programs that
+    could outrank them; its curve is the one of running every program on every demonstration, with
+    chunks whose ranking is redone when a later chunk brings a weaker test-solving program."""
+    data = tmp_path / "data"
+    (data / "evaluation").mkdir(parents=True)
+    (data / "training").symlink_to(Path(DATA).resolve() / "training")
+    for key in RANKED_TASKS:
+        (data / "evaluation" / f"{key}.json").write_text((Path(DATA) / "evaluation" / f"{key}.json").read_text())
+    common = ["mutation-baseline", "--data", str(data), "--samples", "300", "--curve-step", "50",
+              "--candidates", "any", "--workers", "2", "--no-progress"]
+    assert cli([*common, "--out", str(tmp_path / "pruned"), "--chunk-size", "100"]) == 0
+    log = capsys.readouterr().out
+    assert "chunk 0: ranking" in log.split("chunk 2: tests first")[1]  # redone after the last chunk
+    # the same mutants (copied, not made again) scored exhaustively in one chunk
+    (tmp_path / "full" / "mutated").mkdir(parents=True)
+    for c in range(3):
+        name = f"chunk_{c:04d}.json"
+        (tmp_path / "full" / "mutated" / name).write_text((tmp_path / "pruned" / "mutated" / name).read_text())
+    assert cli([*common, "--out", str(tmp_path / "full"), "--chunk-size", "100", "--no-prune"]) == 0
+    pruned = (tmp_path / "pruned" / "performance.csv").read_text()
+    full = (tmp_path / "full" / "performance.csv").read_text()
+    assert pruned == full
+    assert float(full.split()[-1].split(",")[1]) >= 0.3  # the case is not trivial: tasks are solved
+    # solutions.json (pruned) keeps every test-solving candidate and what outranks it: the ranking
+    # down to the best test-solving program is the exhaustive one
+    small = json.loads((tmp_path / "pruned" / "solutions.json").read_text())
+    every = json.loads((tmp_path / "full" / "solutions.json").read_text())
+
+    def down_to_best(programs):
+        ranked = [p["program"] for p in programs]  # solutions.json lists a task's programs best first
+        best = next(i for i, p in enumerate(programs) if p["test"] and all(p["test"]))
+        return ranked[:best + 1]
+
+    assert small and all(down_to_best(small[key]) == down_to_best(every[key]) for key in small)
+    assert sum(map(len, small.values())) < sum(map(len, every.values()))
 
 
 @needs_data

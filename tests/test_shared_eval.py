@@ -190,6 +190,25 @@ def test_program_set_agrees_with_lone_runs():
     assert programs.index(seeds[key]) in found
 
 
+def test_at_least_counts_matches_per_program():
+    """``at_least(examples, k)``: exactly the programs reproducing k or more of the examples, the same
+    as counting lone runs, whatever order the examples come in."""
+    programs = _family_programs()
+    task = arc_training()[min(load_seed_programs())]
+    examples = list(task.train) + list(task.test)
+    counts = [sum(run_program(p, [e.input]).outputs[0] == e.output for e in examples) for p in programs]
+    assert max(counts) == len(examples) and 0 < min(c for c in counts if c) < len(examples)
+    pset = ProgramSet(programs)
+    with guard():
+        for need in range(len(examples) + 1):
+            expected = [i for i, c in enumerate(counts) if c >= need]
+            assert pset.at_least(examples, need) == expected
+            assert pset.at_least(examples[::-1], need) == expected
+        assert pset.solving(examples) == [i for i, c in enumerate(counts) if c == len(examples)]
+        subset = range(0, len(programs), 3)
+        assert pset.at_least(examples, 1, subset) == [i for i in subset if counts[i] >= 1]
+
+
 @needs_data
 def test_program_set_agrees_on_published_families():
     """The same agreement for published programs and their mutants on evaluation tasks."""

@@ -27,6 +27,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from codeit.files import fsync_dir, fsync_tree
+
 COMPLETE = "COMPLETE"
 _TMP_TAG = ".tmp-"
 _OLD_TAG = ".old-"
@@ -51,30 +53,6 @@ def restore_rng_state(state: dict, generator: np.random.Generator | None = None)
         torch.cuda.set_rng_state_all(cuda)
     if generator is not None and state.get("generator") is not None:
         generator.bit_generator.state = state["generator"]
-
-
-def _fsync_tree(path: Path) -> None:
-    for root, _dirs, files in os.walk(path):
-        for name in files:
-            fd = os.open(os.path.join(root, name), os.O_RDONLY)
-            try:
-                os.fsync(fd)
-            finally:
-                os.close(fd)
-    _fsync_dir(path)
-
-
-def _fsync_dir(path: Path) -> None:
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
 
 
 def is_checkpoint(path: str | os.PathLike) -> bool:
@@ -110,13 +88,13 @@ def save_checkpoint(path: str | os.PathLike, *, model, tokenizer, optimizer=None
         torch.save(capture_rng_state(generator), tmp / "rng.pt")
         (tmp / "state.json").write_text(json.dumps(state or {}, indent=2, sort_keys=True, default=str))
         (tmp / COMPLETE).write_text("ok\n")
-        _fsync_tree(tmp)
+        fsync_tree(tmp)
         old = None
         if path.exists():
             old = path.parent / f".{path.name}{_OLD_TAG}{token}"
             os.replace(path, old)
         os.replace(tmp, path)
-        _fsync_dir(path.parent)
+        fsync_dir(path.parent)
         if old is not None:
             shutil.rmtree(old, ignore_errors=True)
     except BaseException:
