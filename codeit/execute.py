@@ -272,6 +272,14 @@ def _run_inputs(compiled: CompiledProgram, inputs: Sequence[Any], limits: Execut
 
 
 
+def worker_environment() -> dict[str, str]:
+    """The environment of a worker interpreter: this one's, with this package importable first (a
+    worker starts from a fresh ``python -c``, whatever the current directory)."""
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    path = os.environ.get("PYTHONPATH")
+    return {**os.environ, "PYTHONPATH": root + (os.pathsep + path if path else "")}
+
+
 def stop_workers(workers: Iterable[Any], grace_s: float) -> None:
     """Stop worker processes (objects with ``proc`` and ``kill()``): close their input so that they
     exit on their own, then kill whichever is still there after ``grace_s`` seconds in all."""
@@ -512,9 +520,7 @@ class BatchExecutor:
         self._active: _Run | None = None
         config = pickle.dumps((self.limits, keep_values), pickle.HIGHEST_PROTOCOL)
         self._config = _HEADER.pack(len(config)) + config
-        root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-        path = os.environ.get("PYTHONPATH")
-        self._env = {**os.environ, "PYTHONPATH": root + (os.pathsep + path if path else "")}
+        self._env = worker_environment()
 
     # -- life cycle ---------------------------------------------------------------------------
     def __enter__(self) -> Self:

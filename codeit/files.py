@@ -39,6 +39,12 @@ def atomic_write(path: str | os.PathLike, data: bytes | str | Callable[[IO[bytes
 
 def fsync_dir(path: str | os.PathLike) -> None:
     """Flush a folder's entries (a rename into it) to disk; a no-op where folders cannot be synced."""
+    _fsync(path)
+
+
+def _fsync(path: str | os.PathLike) -> None:
+    """Flush one file or folder to disk, quietly: a missing path or a file system that cannot sync
+    is not an error of the caller's write."""
     try:
         fd = os.open(path, os.O_RDONLY)
     except OSError:
@@ -56,14 +62,5 @@ def fsync_tree(path: str | os.PathLike) -> None:
     into place: a checkpoint)."""
     for root, _dirs, files in os.walk(path, topdown=False):
         for name in files:
-            try:
-                fd = os.open(os.path.join(root, name), os.O_RDONLY)
-            except OSError:
-                continue
-            try:
-                os.fsync(fd)
-            except OSError:
-                pass
-            finally:
-                os.close(fd)
-        fsync_dir(root)
+            _fsync(os.path.join(root, name))
+        _fsync(root)

@@ -68,7 +68,7 @@ from pathlib import Path
 from typing import Any, Self
 
 from codeit.encoding import estimate_tokens
-from codeit.execute import ExecutionLimits, stop_workers
+from codeit.execute import ExecutionLimits, stop_workers, worker_environment
 from codeit.files import atomic_write
 from codeit.program import Program, parse
 from codeit.scoring import Candidate, top_k
@@ -197,9 +197,7 @@ class WorkerPool:
         self.stall_timeout = stall_timeout
         self.restarts = 0
         self._config = json.dumps({"limits": asdict(limits), "memory_mb": memory_mb, "memoise": memoise})
-        root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-        path = os.environ.get("PYTHONPATH")
-        self._env = {**os.environ, "PYTHONPATH": root + (os.pathsep + path if path else "")}
+        self._env = worker_environment()
         self._workers: list[_Worker] = []
         self._selector: selectors.BaseSelector | None = None
 
