@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from pathlib import Path
 
 import pytest
@@ -144,6 +145,17 @@ def test_pruned_any_gives_the_exhaustive_curve(tmp_path, capsys):
     assert cli([*common, "--out", str(tmp_path / "pruned"), "--chunk-size", "100"]) == 0
     log = capsys.readouterr().out
     assert "chunk 0: ranking" in log.split("chunk 2: tests first")[1]  # redone after the last chunk
+    # killed during a ranking pass: its records so far are kept, the rest is redone, same curve
+    curve = (tmp_path / "pruned" / "performance.csv").read_text()
+    ranking = tmp_path / "pruned" / "scores" / "chunk_0001.rank.jsonl"
+    lines = ranking.read_text().splitlines()
+    assert len(lines) > 2
+    ranking.write_text("\n".join(lines[:2] + [lines[2][:15]]))
+    assert cli([*common, "--out", str(tmp_path / "pruned"), "--chunk-size", "100"]) == 0
+    log = capsys.readouterr().out
+    redone = re.findall(r"chunk 1: ranking: 100 programs x (\d+) tasks", log)
+    assert sum(map(int, redone)) == len(lines) - 2 and "tests first" not in log
+    assert (tmp_path / "pruned" / "performance.csv").read_text() == curve
     # the same mutants (copied, not made again) scored exhaustively in one chunk
     (tmp_path / "full" / "mutated").mkdir(parents=True)
     for c in range(3):
