@@ -377,7 +377,8 @@ def _score_task(programs: Any, task: Task, limits: ExecutionLimits, stage: str =
     start = time.perf_counter()
     if stage == "tests":
         need_demos = 1
-        found = programs.at_least(task.test, len(task.test), tick=_heartbeat)
+        # no test example: nothing can solve the task (and every program would "pass" zero tests)
+        found = programs.at_least(task.test, len(task.test), tick=_heartbeat) if task.test else []
     else:
         need_demos = len(task.train) if need is None else max(1, need)
         demos = sorted(task.train, key=lambda e: _cells(e.input))

@@ -111,6 +111,8 @@ def test_scoring_finds_solutions_and_applies_the_top3_rule():
         (0, [True, True], [True]), (2, [True, True], [True]), (3, [True, False], [True])]
     wrong_test = Task("w", task.train, (Example(((5, 6),), ((5, 6),)),))
     assert _score_task(ProgramSet(programs), wrong_test, ExecutionLimits(), "tests")["solutions"] == []
+    no_test = Task("n", task.train, ())
+    assert _score_task(ProgramSet(programs), no_test, ExecutionLimits(), "tests")["fast_matches"] == 0
 
 
 def test_worker_watchdog_replaces_a_silent_worker():
