@@ -716,6 +716,11 @@ def run_baseline(config: BaselineConfig, log: Callable[[str], None] = print) -> 
         first: list[dict[str, dict[str, Any]]] = []  # per chunk: task key -> record of the first pass
         ranked: list[dict[str, dict[str, Any]]] = []  # per chunk (pruned only): the ranking pass
         needs: dict[str, int] = {}
+        # a resumed run: the first-pass records already on disk lower the ranking needs from the
+        # start, so no ranking pass is made with a need that a later chunk is known to lower (ranking
+        # more programs than a stage needs changes no verdict)
+        on_disk = [_read_scores(out / "scores" / f"chunk_{ch['chunk']:04d}.jsonl", _chunk_hash(ch["programs"]))
+                   for ch in chunks] if pruned else []
         parents: dict[int, str] = {}
         t0 = time.perf_counter()
         scored_now = 0
@@ -733,7 +738,7 @@ def run_baseline(config: BaselineConfig, log: Callable[[str], None] = print) -> 
             first.append(done)
             if pruned:
                 # every program (of every chunk so far) that could outrank a test-solving one
-                needs = _ranking_needs(first)
+                needs = _ranking_needs(first + on_disk[len(first):])
                 ranked = [_ranking_pass(pool, earlier, out, evaluation, needs, config.progress, log)
                           for earlier in chunks[:len(first)]]
             solutions = _collect(chunks[:len(first)], first, ranked, needs, config.chunk_size)
