@@ -126,8 +126,9 @@ def test_worker_watchdog_replaces_a_silent_worker():
     assert failures and failures[0][0] == "hang" and "silent" in failures[0][1]
 
 
-#: evaluation tasks where the first few hundred published mutants hold test-solving candidates,
-#: some of them outranked by programs that reproduce as many demonstrations (and two unsolved ones)
+#: evaluation tasks where the first 500 published mutants hold test-solving candidates, some of them
+#: outranked by programs that reproduce as many demonstrations, one (f5aa3634) with a weaker
+#: test-solving program in a later chunk (and two unsolved tasks)
 RANKED_TASKS = ("358ba94e", "cd3c21df", "f5aa3634", "1a2e2828", "9a4bb226", "68b67ca3", "7bb29440",
                 "2546ccf6", "00576224", "05a7bcf2")
 
@@ -142,28 +143,44 @@ def test_pruned_any_gives_the_exhaustive_curve(tmp_path, capsys):
     (data / "training").symlink_to(Path(DATA).resolve() / "training")
     for key in RANKED_TASKS:
         (data / "evaluation" / f"{key}.json").write_text((Path(DATA) / "evaluation" / f"{key}.json").read_text())
-    common = ["mutation-baseline", "--data", str(data), "--samples", "300", "--curve-step", "50",
+    common = ["mutation-baseline", "--data", str(data), "--samples", "500", "--curve-step", "50",
               "--candidates", "any", "--workers", "2", "--no-progress"]
-    assert cli([*common, "--out", str(tmp_path / "pruned"), "--chunk-size", "100"]) == 0
+    assert cli([*common, "--out", str(tmp_path / "pruned"), "--chunk-size", "200"]) == 0
     log = capsys.readouterr().out
     assert "chunk 0: ranking" in log.split("chunk 2: tests first")[1]  # redone after the last chunk
+    # every chunk is ranked, per task, down to the fewest demonstrations of any test-solving program
+    scores = tmp_path / "pruned" / "scores"
+    first = [json.loads(line) for c in range(3) for line in (scores / f"chunk_{c:04d}.jsonl").read_text().splitlines()[1:]]
+    needs = {}
+    for record in first:
+        for _, demos, _ in record["solutions"]:
+            needs[record["task"]] = min(needs.get(record["task"], 99), sum(demos))
+    # f5aa3634: chunk 0's test-solving programs reproduce 2 demonstrations, one of chunk 2 only 1, so
+    # the ranking of chunks 0 and 1 made with need 2 must have been redone with need 1
+    weakest_in_chunk0 = min(sum(d) for r in first[:len(RANKED_TASKS)] if r["task"] == "f5aa3634"
+                            for _, d, _ in r["solutions"])
+    assert (weakest_in_chunk0, needs["f5aa3634"]) == (2, 1)
+    for c in range(3):
+        ranked = {json.loads(line)["task"]: json.loads(line)["need"]
+                  for line in (scores / f"chunk_{c:04d}.rank.jsonl").read_text().splitlines()[1:]}
+        assert ranked == needs, c
     # killed during a ranking pass: its records so far are kept, the rest is redone, same curve
     curve = (tmp_path / "pruned" / "performance.csv").read_text()
     ranking = tmp_path / "pruned" / "scores" / "chunk_0001.rank.jsonl"
     lines = ranking.read_text().splitlines()
     assert len(lines) > 2
     ranking.write_text("\n".join(lines[:2] + [lines[2][:15]]))
-    assert cli([*common, "--out", str(tmp_path / "pruned"), "--chunk-size", "100"]) == 0
+    assert cli([*common, "--out", str(tmp_path / "pruned"), "--chunk-size", "200"]) == 0
     log = capsys.readouterr().out
-    redone = re.findall(r"chunk 1: ranking: 100 programs x (\d+) tasks", log)
+    redone = re.findall(r"chunk 1: ranking: 200 programs x (\d+) tasks", log)
     assert redone == [str(len(lines) - 2)] and "tests first" not in log  # once, with the final needs
     assert (tmp_path / "pruned" / "performance.csv").read_text() == curve
-    # the same mutants (copied, not made again) scored exhaustively in one chunk
+    # the same mutants (copied, not made again) scored exhaustively
     (tmp_path / "full" / "mutated").mkdir(parents=True)
     for c in range(3):
         name = f"chunk_{c:04d}.json"
         (tmp_path / "full" / "mutated" / name).write_text((tmp_path / "pruned" / "mutated" / name).read_text())
-    assert cli([*common, "--out", str(tmp_path / "full"), "--chunk-size", "100", "--no-prune"]) == 0
+    assert cli([*common, "--out", str(tmp_path / "full"), "--chunk-size", "200", "--no-prune"]) == 0
     pruned = (tmp_path / "pruned" / "performance.csv").read_text()
     full = (tmp_path / "full" / "performance.csv").read_text()
     assert pruned == full
