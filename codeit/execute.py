@@ -271,7 +271,6 @@ def _run_inputs(compiled: CompiledProgram, inputs: Sequence[Any], limits: Execut
     return ExecutionResult(tuple(outputs), tuple(errors), tuple(values) if keep_values else None)
 
 
-
 def worker_environment() -> dict[str, str]:
     """The environment of a worker interpreter: this one's, with this package importable first (a
     worker starts from a fresh ``python -c``, whatever the current directory)."""
@@ -294,6 +293,7 @@ def stop_workers(workers: Iterable[Any], grace_s: float) -> None:
         with contextlib.suppress(subprocess.TimeoutExpired):
             worker.proc.wait(max(0.0, deadline - time.monotonic()))
         worker.kill()
+
 
 _armed = False
 _PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep

@@ -19,6 +19,7 @@ of the same sizes.  A malformed file raises :class:`TaskFormatError` naming the 
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import random
@@ -90,7 +91,7 @@ def _lists(grid: Grid) -> list[list[int]]:
 def is_grid(value: Any) -> bool:
     """True if ``value`` is a grid as tasks hold it: :func:`codeit.grids.check_grid`'s rule (a
     non-empty tuple of equal-length non-empty tuples of colours 0-9) with plain ints, no booleans."""
-    return check_grid(value)[1] is None and not any(type(cell) is bool for row in value for cell in row)
+    return check_grid(value)[1] is None and _bool_cell(value) is None
 
 
 def to_grid(value: Any) -> Grid:
@@ -106,10 +107,19 @@ def to_grid(value: Any) -> Grid:
     grid, problem = check_grid(value, sequences=True)
     if problem is not None:
         raise ValueError(f"not a grid: {problem}")
-    if any(type(cell) is bool for row in value for cell in row):
-        i, j = next((i, j) for i, row in enumerate(value) for j, cell in enumerate(row) if type(cell) is bool)
+    where = _bool_cell(value)
+    if where is not None:
+        i, j = where
         raise ValueError(f"not a grid: cell ({i}, {j}) is a bool ({value[i][j]}), not a colour 0-9")
     return grid
+
+
+def _bool_cell(rows: Any) -> tuple[int, int] | None:
+    """Where the first boolean cell of a (checked) grid is, or None: booleans pass
+    :func:`codeit.grids.check_grid` (the DSL computes with them) but are no colours in data."""
+    if bool not in set(map(type, itertools.chain.from_iterable(rows))):  # one C-speed pass
+        return None
+    return next((i, j) for i, row in enumerate(rows) for j, cell in enumerate(row) if type(cell) is bool)
 
 
 def _short(value: Any, limit: int = 40) -> str:
