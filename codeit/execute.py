@@ -306,8 +306,15 @@ def in_program_code(frame: Any) -> bool:
     A signal can also land in a garbage-collector callback or a finaliser running at that moment
     (a weakref callback, a library's gc hook), where Python prints and swallows the exception; the
     handlers skip those and interrupt again at their next tick, back in the program.  The DSL calls
-    only builtins, so a running program is always in this package's frames."""
-    return frame is not None and frame.f_code.co_filename.startswith(_PACKAGE_DIR)
+    only builtins, so a running program is always in this package's frames -- but not under a
+    finaliser (``__del__``; seen: the executor's own, at its first line), which swallows it too."""
+    if frame is None or not frame.f_code.co_filename.startswith(_PACKAGE_DIR):
+        return False
+    while frame is not None:
+        if frame.f_code.co_name == "__del__":
+            return False
+        frame = frame.f_back
+    return True
 
 
 def _on_alarm(signum, frame) -> None:

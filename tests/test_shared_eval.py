@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import random
 import signal
 import sys
@@ -13,7 +14,7 @@ from codeit_plugins.random_programs import RandomProgramSampler
 from mutation_support import arc, arc_training, needs_data, published_training
 
 from codeit.dsl import PRIMITIVES
-from codeit.execute import ExecutionLimits, run_program
+from codeit.execute import BatchExecutor, ExecutionLimits, run_program
 from codeit.inference import InferenceError
 from codeit.mutation import Depth1Mutator
 from codeit.program import parse
@@ -71,9 +72,22 @@ def test_the_interrupt_lands_only_in_program_code_and_repeats():
     PRIMITIVES["apply"].function(lambda x: frames.append(sys._getframe(1)), (1,))
     (dsl_frame,) = frames  # the frame of the DSL primitive `apply`
     assert dsl_frame.f_code.co_filename.endswith("containers.py") or "dsl" in dsl_frame.f_code.co_filename
+    # the package's own finaliser (BatchExecutor.__del__), and DSL code called under it
+    finaliser_frames = []
+
+    class Dying:
+        def close(self):
+            finaliser_frames.append(sys._getframe(1))
+            PRIMITIVES["apply"].function(lambda x: finaliser_frames.append(sys._getframe(1)), (1,))
+
+    BatchExecutor.__del__(Dying())
+    assert finaliser_frames[0].f_code.co_name == "__del__"
+    assert f"{os.sep}dsl{os.sep}" in finaliser_frames[1].f_code.co_filename  # inside the primitive
     shared_eval._watch[0] = time.perf_counter() - 10.0  # a line far past its limit
     try:
         shared_eval._on_tick(signal.SIGALRM, sys._getframe())  # not program code: no interrupt
+        for frame in finaliser_frames:  # in a finaliser: no interrupt (it would be swallowed)
+            shared_eval._on_tick(signal.SIGALRM, frame)
         for _ in range(2):  # and it is not forgotten: every tick in program code interrupts
             with pytest.raises(shared_eval._NodeTimeout):
                 shared_eval._on_tick(signal.SIGALRM, dsl_frame)
