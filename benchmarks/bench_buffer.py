@@ -17,8 +17,8 @@ import time
 
 import numpy as np
 
-from codeit.buffer import Entry, HookPriority, ReplayBuffer
 from codeit.plugins import get_plugin_manager
+from codeit.run.buffer import Entry, HookPriority, ReplayBuffer
 from codeit.tasks import Example, Task
 
 

@@ -4,9 +4,9 @@ One job = one program on one input (train and test examples of the 400 CodeIt tr
 A first pass with the paper's limits finds the executions that hit a limit (dropped intermediate
 values, timeouts); they are removed from the timed workload, which is then run
 
-- by :class:`~codeit.execute.BatchExecutor` with 1 and with 2 workers, timing the whole thing
+- by :class:`~codeit.execution.executor.BatchExecutor` with 1 and with 2 workers, timing the whole thing
   (pool start and shutdown included, and again with a warm pool);
-- in process by :func:`~codeit.execute.run_program` (validation and limits, no isolation);
+- in process by :func:`~codeit.execution.runner.run_program` (validation and limits, no isolation);
 - as plain calls of the primitives: each published program turned into a Python function (the data
   is trusted; only this benchmark does that) and called on pre-converted inputs — the floor.
 
@@ -34,9 +34,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from codeit import execute
 from codeit.dsl import NAMESPACE
-from codeit.execute import BatchExecutor, run_program
+from codeit.execution.executor import BatchExecutor
+from codeit.execution.runner import CompileCache, run_program
 
 
 def load_jobs(data: Path) -> list[tuple[str, str, tuple]]:
@@ -117,9 +117,9 @@ def main(argv: list[str] | None = None) -> int:
             rates[f"{workers}w warm"] = n / timed(lambda pool=pool: pool.run(batch), args.repeat, "")
 
     def in_process():
-        execute._CACHE.entries.clear()  # compile each program again, as a fresh worker must
+        cache = CompileCache()  # compile each program again, as a fresh worker must
         for text, grids in batch:
-            run_program(text, grids, keep_values=False)
+            run_program(cache.get(text), grids, keep_values=False)
 
     rates["in-process"] = n / timed(in_process, args.repeat, "in-process")
     solvers = native_solvers(work)

@@ -2,7 +2,7 @@
 mutated programs against every evaluation task.
 
 1. *Mutation*: the first ``--programs`` programs of the baseline's mutation sequence
-   (:func:`codeit.mutation_baseline.generate_mutants`: depth-1 variants of the seed programs, each
+   (:func:`codeit.baseline.pipeline.generate_mutants`: depth-1 variants of the seed programs, each
    run on its parent's inputs and filtered) with ``--workers`` worker processes; reported as mutated
    programs per second.
 2. *Scoring*: those programs against all evaluation tasks (``--tasks`` to take fewer) exactly as the
@@ -29,8 +29,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from codeit.execute import ExecutionLimits
-from codeit.mutation_baseline import BaselineConfig, WorkerPool, _ranking_needs, generate_mutants, load_inputs
+from codeit.baseline.pipeline import BaselineConfig, WorkerPool, _ranking_needs, generate_mutants, load_inputs
+from codeit.execution.limits import ExecutionLimits
 from codeit.tasks import default_data_dir
 
 

@@ -13,10 +13,10 @@ import sys
 
 #: sub-command -> (help text, "module:function")
 COMMANDS: dict[str, tuple[str, str]] = {
-    "execute": ("run DSL programs from a JSONL file on input grids", "codeit.execute_cli:main"),
+    "execute": ("run DSL programs from a JSONL file on input grids", "codeit.execution.cli:main"),
     "plugins": ("list the registered plugins and the hooks they implement", "codeit.plugins:main"),
     "mutation-baseline": ("mutate seed programs and score the mutants on the evaluation tasks",
-                          "codeit.mutation_baseline:main"),
+                          "codeit.baseline.pipeline:main"),
 }
 
 

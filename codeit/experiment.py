@@ -26,8 +26,8 @@ from typing import Any
 from sacred.config.config_dict import ConfigDict
 from sacred.utils import apply_backspaces_and_linefeeds
 
-from codeit.loop import CodeItLoop, is_timing_metric, merge_config
 from codeit.recording import RecordedExperiment
+from codeit.run.loop import CodeItLoop, is_timing_metric, merge_config
 
 __all__ = ["NAMED_CONFIGS", "PAPER_CONFIG", "SMOKE", "SacredReporter", "make_experiment", "resolve_run_dir"]
 
@@ -83,7 +83,7 @@ PAPER_CONFIG: dict[str, Any] = {
         "progress": True,
     },
     "mutation": {"variants": 4, "max_attempts": 2000},
-    # the mutation baseline (pipeline=mutation_baseline; codeit.mutation_baseline.BaselineConfig)
+    # the mutation baseline (pipeline=mutation_baseline; codeit.baseline.pipeline.BaselineConfig)
     "baseline": {"samples": 19_200, "chunk_size": 9_600, "curve_step": 960, "memory_mb": 3072,
                  "stall_timeout": 120.0, "memoise": True, "progress": True,
                  "candidates": "any",          # DESIGN.md §4 step 6; or "solving" (every demonstration)
@@ -319,7 +319,7 @@ def run_codeit(run, config: dict[str, Any], seed: int, plugins: list) -> dict[st
                       seed=seed)
     run.info["work_dir"] = str(work_dir)
     if resume is not None:
-        from codeit.loop import find_checkpoint
+        from codeit.run.loop import find_checkpoint
 
         checkpoint = find_checkpoint(resume)
         run.info["resumed_from"] = {"checkpoint": str(checkpoint), "run_dir": str(resume),
@@ -335,7 +335,7 @@ def run_codeit(run, config: dict[str, Any], seed: int, plugins: list) -> dict[st
 
 
 def run_mutation_baseline(run, config: dict[str, Any], seed: int, plugins: list) -> dict[str, Any]:
-    """The mutation baseline of :mod:`codeit.mutation_baseline` (the code behind ``codeit
+    """The mutation baseline of :mod:`codeit.baseline.pipeline` (the code behind ``codeit
     mutation-baseline``), configured from the run config and recorded in ``run``.
 
     Its output folder is ``<work dir>/mutation_baseline`` (with ``resume_from``: the earlier run's,
@@ -343,8 +343,8 @@ def run_mutation_baseline(run, config: dict[str, Any], seed: int, plugins: list)
     step; ``performance.csv``, ``performance.png``, ``solutions.json`` and ``summary.json`` become
     artifacts.
     """
-    from codeit.execute import available_cpus
-    from codeit.mutation_baseline import BaselineConfig, run_baseline
+    from codeit.baseline.pipeline import BaselineConfig, run_baseline
+    from codeit.execution.workers import available_cpus
     from codeit.tasks import default_data_dir
 
     if config.get("resume_from") not in (None, ""):

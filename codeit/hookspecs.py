@@ -30,7 +30,7 @@ import pluggy
 if TYPE_CHECKING:  # pragma: no cover
     import numpy as np
 
-    from codeit.buffer import Entry, ReplayBuffer
+    from codeit.run.buffer import Entry, ReplayBuffer
     from codeit.tasks import Grid, Task
 
 PROJECT = "codeit"
@@ -94,7 +94,7 @@ def codeit_relabel(name: str, task: Task, program: str, outputs: Sequence[Grid |
     ``outputs[i]`` is the program's output on ``task.train[i].input``, or ``None`` where it failed or
     was not a valid grid.  ``source`` is the sampler's name (``"initial"``, ``"mutated"``,
     ``"policy"``, ...), ``iteration`` the meta-iteration (0 for the initial buffer).  Return a list of
-    :class:`codeit.buffer.Entry` (empty: nothing to store), or ``None`` if ``name`` is not yours.
+    :class:`codeit.run.buffer.Entry` (empty: nothing to store), or ``None`` if ``name`` is not yours.
     ``firstresult``.
     """
 

@@ -1,7 +1,7 @@
 """Mutator ``depth1``: depth-1 mutations of a program (one primitive call or one argument replaced by
 a type-compatible alternative), filtered by running them on the task's demonstration inputs.
 
-The rules live in :mod:`codeit.mutation` (shared with the mutation baseline): a variant is kept if it
+The rules live in :mod:`codeit.search.mutation` (shared with the mutation baseline): a variant is kept if it
 gives a valid grid of fewer than 1,000 cells on every demonstration input, is not the identity, and
 its outputs differ from the parent's and from every variant kept before.  A program whose types
 cannot be inferred (it does not parse, or fails on a demonstration input) gets no variants; the
@@ -19,8 +19,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from codeit.hookspecs import hookimpl
-from codeit.inference import InferenceError
-from codeit.mutation import Depth1Mutator, mutation_config
+from codeit.search.inference import InferenceError
+from codeit.search.mutation import Depth1Mutator, mutation_config
 from codeit.tasks import Task
 
 __all__ = ["NAME", "codeit_mutate", "depth1_variants"]

@@ -2,7 +2,7 @@
 
 Each scheme scores a batch of buffer entries in [0, 1], vectorised over the ``columns`` arrays of
 ``codeit_priority``.  A run combines the schemes named in ``config["plugins"]["priority"]`` as a
-weighted mean plus a small epsilon (:class:`codeit.buffer.HookPriority`); the paper's default is
+weighted mean plus a small epsilon (:class:`codeit.run.buffer.HookPriority`); the paper's default is
 ``{"performance": 1}``, ablation A3 is ``{"uniform": 1}``.
 
 Settings, ``config["plugins"]`` (optional): ``length_scale`` (tokens at which shortness reaches 0,

@@ -4,7 +4,7 @@ Seeds the replay buffer when no published programs are available (DESIGN.md §6)
 relabelling turns every program with valid outputs into a training task it solves.
 
 A program is grown on the task's first demonstration input.  Each step picks a primitive, fills its
-parameters with terms whose type fits (:mod:`codeit.inference`: earlier variables by the concrete type
+parameters with terms whose type fits (:mod:`codeit.search.inference`: earlier variables by the concrete type
 of their value -- recent ones preferred --, constants, and primitives of the right arity where a
 function is expected), runs the new line at once and keeps it only if it succeeds; at least one
 argument is the most recent variable (``I`` for the first line), so each line builds on the one before.  The last
@@ -23,13 +23,13 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from codeit.dsl import CONSTANT_TYPES, PRIMITIVES
-from codeit.execute import DEFAULT_LIMITS, ExecutionLimits
+from codeit.execution.limits import DEFAULT_LIMITS, ExecutionLimits
+from codeit.execution.shared_eval import ERROR, NodeTable, guard
 from codeit.grids import check_grid
 from codeit.hookspecs import hookimpl
-from codeit.inference import GRID, callable_type, fits, may_produce, value_type
-from codeit.mutation import MAX_CELLS, grid_cells
 from codeit.program import INPUT, OUTPUT, Line, Program
-from codeit.shared_eval import ERROR, NodeTable, guard
+from codeit.search.inference import GRID, callable_type, fits, may_produce, value_type
+from codeit.search.mutation import MAX_CELLS, grid_cells
 
 __all__ = ["FUNCTION_ARITY", "RandomProgramSampler", "codeit_sample_programs"]
 

@@ -16,9 +16,9 @@ import hashlib
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from codeit.buffer import Entry
 from codeit.encoding import estimate_tokens
 from codeit.hookspecs import hookimpl
+from codeit.run.buffer import Entry
 from codeit.scoring import accuracy, mean_similarity
 from codeit.tasks import Example, Grid, Task, is_grid
 

@@ -6,7 +6,7 @@ import random
 from functools import lru_cache
 
 from codeit.encoding import encode_examples
-from codeit.execute import run_program
+from codeit.execution.runner import run_program
 from codeit.grids import Grid
 
 #: grid -> grid primitives taking only the grid

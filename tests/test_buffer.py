@@ -7,8 +7,8 @@ import time
 import numpy as np
 import pytest
 
-from codeit.buffer import Entry, HookPriority, ReplayBuffer
 from codeit.plugins import get_plugin_manager
+from codeit.run.buffer import Entry, HookPriority, ReplayBuffer
 from codeit.tasks import Example, Task
 
 GRID = ((1, 2), (3, 4))

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from codeit.execute import run_program
+from codeit.execution.runner import run_program
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = Path(os.environ.get("CODEIT_DATA") or ROOT.parent / "shared" / "codeit-data")

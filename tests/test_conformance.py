@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from codeit.execute import ExecutionLimits, run_program
+from codeit.execution.limits import ExecutionLimits
+from codeit.execution.runner import run_program
 from codeit.program import parse
 
 DATA = Path(os.environ.get("CODEIT_DATA") or Path(__file__).resolve().parents[2] / "shared" / "codeit-data")

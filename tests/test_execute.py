@@ -12,7 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from codeit.execute import BatchExecutor, ExecutionLimits, ExecutionResult, compile_program, run_program
+from codeit.execution.executor import BatchExecutor
+from codeit.execution.limits import ExecutionLimits, ExecutionResult
+from codeit.execution.runner import compile_program, run_program
 from codeit.grids import check_grid
 from codeit.program import parse
 

@@ -15,9 +15,9 @@ from pathlib import Path
 
 import pytest
 
-from codeit.buffer import ReplayBuffer
 from codeit.experiment import NAMED_CONFIGS, PAPER_CONFIG, SMOKE, file_record_dir, make_experiment
-from codeit.loop import find_checkpoint, is_timing_metric, merge_config
+from codeit.run.buffer import ReplayBuffer
+from codeit.run.loop import find_checkpoint, is_timing_metric, merge_config
 
 torch = pytest.importorskip("torch")
 
@@ -147,7 +147,7 @@ def test_model_size_configs_build_the_intended_models():
     """The size configs at full size cannot train in the suite's budget on a CPU: build them on the meta
     device (shapes only) and check their scale."""
     from codeit.policy.model import ModelSpec, count_parameters, make_model
-    from codeit.tokenizer import dsl_tokenizer
+    from codeit.policy.tokenizer import dsl_tokenizer
 
     tokenizer = dsl_tokenizer()
     expected = {"tiny": (1e5, 1e6), "small": (35e6, 70e6), "base": (150e6, 260e6), "large": (550e6, 800e6)}
@@ -297,7 +297,7 @@ def offline_hub(tmp_path_factory):
     checkpoint written with ``save_pretrained``: with ``HF_HUB_OFFLINE=1`` the runs below load it through
     the same ``from_pretrained(name)`` call that downloads the real checkpoint on a connected machine."""
     from codeit.policy.model import ModelSpec, make_model
-    from codeit.tokenizer import dsl_tokenizer
+    from codeit.policy.tokenizer import dsl_tokenizer
 
     cache = tmp_path_factory.mktemp("hf") / "hub"
     tokenizer = dsl_tokenizer()

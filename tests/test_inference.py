@@ -1,4 +1,4 @@
-"""Type inference over the DSL registry (codeit.inference)."""
+"""Type inference over the DSL registry (codeit.search.inference)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,8 @@ import pytest
 from mutation_support import needs_data, published_training
 
 from codeit.dsl import PRIMITIVES
-from codeit.inference import (
+from codeit.program import parse
+from codeit.search.inference import (
     CONCRETE_TYPES,
     InferenceError,
     admits,
@@ -20,7 +21,6 @@ from codeit.inference import (
     unify,
     value_type,
 )
-from codeit.program import parse
 
 GRID = ((0, 1), (2, 3))
 OBJECT = frozenset({(1, (0, 0)), (2, (0, 1))})

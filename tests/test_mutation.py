@@ -1,4 +1,4 @@
-"""The depth-1 mutator (codeit.mutation and the ``depth1`` plugin)."""
+"""The depth-1 mutator (codeit.search.mutation and the ``depth1`` plugin)."""
 
 from __future__ import annotations
 
@@ -7,13 +7,13 @@ import pytest
 from mutation_support import arc_training, needs_data, published_training
 
 from codeit.dsl import PRIMITIVES
-from codeit.execute import run_program
+from codeit.execution.runner import run_program
 from codeit.grids import check_grid
-from codeit.inference import InferenceError, infer_types
-from codeit.mutation import MAX_CELLS, Depth1Mutator, apply_mutation, candidate_mutations
 from codeit.plugins import get_plugin_manager
 from codeit.program import parse
-from codeit.seeds import load_seed_programs
+from codeit.search.inference import InferenceError, infer_types
+from codeit.search.mutation import MAX_CELLS, Depth1Mutator, apply_mutation, candidate_mutations
+from codeit.search.seeds import load_seed_programs
 
 GRIDS = [((0, 1, 1), (0, 2, 0), (3, 0, 0)), ((5, 5), (0, 5), (0, 0), (1, 0))]
 

@@ -10,10 +10,11 @@ from pathlib import Path
 import pytest
 from mutation_support import DATA, arc, needs_data
 
+from codeit.baseline.pipeline import WorkerPool, _score_task, load_chunks, solve_curve
 from codeit.cli import main as cli
-from codeit.execute import ExecutionLimits, run_program
-from codeit.mutation_baseline import WorkerPool, _score_task, load_chunks, solve_curve
-from codeit.shared_eval import ProgramSet
+from codeit.execution.limits import ExecutionLimits
+from codeit.execution.runner import run_program
+from codeit.execution.shared_eval import ProgramSet
 from codeit.tasks import Example, Task
 
 ARGS = ["--samples", "40", "--chunk-size", "20", "--curve-step", "10", "--max-tasks", "6", "--workers", "2",

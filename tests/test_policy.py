@@ -47,7 +47,7 @@ def pairs():
 
 # -- construction -------------------------------------------------------------------------------------
 def test_sizes_have_the_intended_scale():
-    from codeit.tokenizer import dsl_tokenizer
+    from codeit.policy.tokenizer import dsl_tokenizer
 
     tok = dsl_tokenizer()
     with torch.device("meta"):
@@ -190,7 +190,7 @@ def test_sampling_batches_respect_sequence_and_token_budgets(monkeypatch):
     monkeypatch.setattr(torch.cuda, "mem_get_info", lambda device=None: (30 * 2**30, 80 * 2**30))
     monkeypatch.setattr(torch.cuda, "memory_reserved", lambda device=None: 12 * 2**30)
     monkeypatch.setattr(torch.cuda, "memory_allocated", lambda device=None: 2 * 2**30)
-    from codeit.tokenizer import dsl_tokenizer
+    from codeit.policy.tokenizer import dsl_tokenizer
 
     tok = dsl_tokenizer()
     with torch.device("meta"):
@@ -376,7 +376,7 @@ def test_foreign_tokenizer_model_samples_only_dsl_tokens(tmp_path):
     from test_tokenizer import _foreign_tokenizer
     from transformers import T5Config, T5ForConditionalGeneration
 
-    from codeit.tokenizer import load_tokenizer
+    from codeit.policy.tokenizer import load_tokenizer
 
     tok_dir = _foreign_tokenizer(tmp_path)
     tok = load_tokenizer(tok_dir)

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from codeit.buffer import Entry, HookPriority, ReplayBuffer
 from codeit.plugins import get_plugin_manager
+from codeit.run.buffer import Entry, HookPriority, ReplayBuffer
 from codeit.tasks import Example, Task
 
 COLUMNS = {

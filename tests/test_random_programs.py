@@ -6,11 +6,11 @@ import numpy as np
 from codeit_plugins.random_programs import RandomProgramSampler
 from mutation_support import arc
 
-from codeit.execute import run_program
+from codeit.execution.runner import run_program
 from codeit.grids import check_grid
-from codeit.mutation import MAX_CELLS
 from codeit.plugins import get_plugin_manager
 from codeit.program import parse
+from codeit.search.mutation import MAX_CELLS
 
 
 def test_programs_are_well_formed_and_valid_on_every_demonstration():

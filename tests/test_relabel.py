@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from codeit_plugins.relabel import relabelled_key
 
-from codeit.buffer import HookPriority, ReplayBuffer
 from codeit.plugins import get_plugin_manager
+from codeit.run.buffer import HookPriority, ReplayBuffer
 
 A = ((1, 2), (3, 4))
 B = ((4, 3), (2, 1))

@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 from mutation_support import arc_training
 
-from codeit.execute import run_program
+from codeit.execution.runner import run_program
 from codeit.program import parse
-from codeit.seeds import SEED_PROGRAMS_PATH, load_seed_programs, seed_tasks
+from codeit.search.seeds import SEED_PROGRAMS_PATH, load_seed_programs, seed_tasks
 
 SEEDS = load_seed_programs()
 

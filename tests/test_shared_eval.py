@@ -1,4 +1,4 @@
-"""Shared evaluation of program families (codeit.shared_eval) agrees with running programs alone."""
+"""Shared evaluation of program families (codeit.execution.shared_eval) agrees with running programs alone."""
 
 from __future__ import annotations
 
@@ -14,12 +14,10 @@ from codeit_plugins.random_programs import RandomProgramSampler
 from mutation_support import arc, arc_training, needs_data, published_training
 
 from codeit.dsl import PRIMITIVES
-from codeit.execute import BatchExecutor, ExecutionLimits, run_program
-from codeit.inference import InferenceError
-from codeit.mutation import Depth1Mutator
-from codeit.program import parse
-from codeit.seeds import load_seed_programs
-from codeit.shared_eval import (
+from codeit.execution.executor import BatchExecutor
+from codeit.execution.limits import ExecutionLimits
+from codeit.execution.runner import run_program
+from codeit.execution.shared_eval import (
     ERROR,
     SHAPE_RULES,
     NodeTable,
@@ -31,6 +29,10 @@ from codeit.shared_eval import (
     predicted_shape,
     shape_plan,
 )
+from codeit.program import parse
+from codeit.search.inference import InferenceError
+from codeit.search.mutation import Depth1Mutator
+from codeit.search.seeds import load_seed_programs
 
 
 def test_lines_are_shared_across_programs():
@@ -66,7 +68,7 @@ def test_runaway_line_is_interrupted():
 def test_the_interrupt_lands_only_in_program_code_and_repeats():
     """A tick that finds a finaliser or a library's gc callback running (where Python would print and
     swallow the exception) does not raise; the line stays marked, so the next tick in program code does."""
-    from codeit import shared_eval
+    from codeit.execution import shared_eval
 
     frames = []
     PRIMITIVES["apply"].function(lambda x: frames.append(sys._getframe(1)), (1,))

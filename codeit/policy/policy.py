@@ -170,7 +170,7 @@ class Policy:
             torch.backends.cudnn.allow_tf32 = True
         self.rng = np.random.default_rng(config.seed)
         if tokenizer is None:
-            from codeit.tokenizer import load_tokenizer
+            from codeit.policy.tokenizer import load_tokenizer
 
             name = config.tokenizer
             if name is None and not is_size(config.model):
@@ -202,7 +202,7 @@ class Policy:
     def allowed_token_ids(self) -> list[int]:
         """Ids decoding may produce (program tokens, EOS, pad)."""
         if self._allowed_ids is None:
-            from codeit.tokenizer import program_token_ids
+            from codeit.policy.tokenizer import program_token_ids
 
             self._allowed_ids = program_token_ids(self.tokenizer)
         return self._allowed_ids
@@ -249,7 +249,7 @@ class Policy:
         """The model input text of ``task`` (:func:`codeit.encoding.encode_task`), each side capped at
         ``max_side_tokens`` tokens of this policy's tokenizer."""
         from codeit.encoding import encode_task
-        from codeit.tokenizer import grid_token_counter
+        from codeit.policy.tokenizer import grid_token_counter
 
         return encode_task(task, n_examples=self.config.n_examples, max_tokens=self.config.max_side_tokens,
                            tokenizer=grid_token_counter(self.tokenizer))
@@ -302,7 +302,7 @@ class Policy:
         """Restore a checkpoint written by :meth:`save` into this policy; returns its saved state."""
         from transformers import T5ForConditionalGeneration
 
-        from codeit.tokenizer import load_tokenizer
+        from codeit.policy.tokenizer import load_tokenizer
 
         found = ckpt.resolve_checkpoint(path)
         if found is None:
@@ -343,7 +343,7 @@ class Policy:
             config = PolicyConfig.from_dict(config)
         from transformers import T5ForConditionalGeneration
 
-        from codeit.tokenizer import load_tokenizer
+        from codeit.policy.tokenizer import load_tokenizer
 
         policy = cls(config, model=T5ForConditionalGeneration.from_pretrained(found / "model"),
                      tokenizer=load_tokenizer(found / "tokenizer"))

@@ -19,7 +19,7 @@ from codeit.tasks import Task
 __all__ = ["SEED_PROGRAMS_PATH", "load_seed_programs", "seed_tasks"]
 
 #: The seed-program file inside the package.
-SEED_PROGRAMS_PATH = Path(__file__).resolve().parent / "data" / "seed_programs.json"
+SEED_PROGRAMS_PATH = Path(__file__).resolve().parents[1] / "data" / "seed_programs.json"
 
 
 def load_seed_programs(path: str | os.PathLike | None = None) -> dict[str, str]:

@@ -350,7 +350,7 @@ def infer_types(program: Program | str, values: Sequence[Mapping[str, Any]] | No
 def trace(program: Program, inputs: Iterable[Any]) -> list[dict[str, Any]]:
     """Run ``program`` on each input in this process (default limits, no isolation: for trusted
     programs) and return, per input, ``{variable: value}`` for the lines that succeeded."""
-    from codeit.shared_eval import NodeTable
+    from codeit.execution.shared_eval import NodeTable
 
     table = NodeTable()
     slots = table.add(program)

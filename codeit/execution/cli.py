@@ -4,7 +4,7 @@ Each input line is ``{"program": "<text>", "inputs": [grid, ...]}`` (program in 
 for each, in order, exactly one line ``{"outputs": [grid or null, ...], "errors": [null or reason, ...]}``
 is written to stdout, one entry per input grid.  A malformed line never stops the run: it gets an
 output line whose errors say what is wrong (one null output and one error if its inputs cannot be
-read).  Lines are streamed through a :class:`~codeit.execute.BatchExecutor` with a bounded
+read).  Lines are streamed through a :class:`~codeit.execution.executor.BatchExecutor` with a bounded
 read-ahead, so files of any size run in constant memory, and output is flushed as it goes.
 """
 
@@ -20,7 +20,8 @@ from collections import deque
 from collections.abc import Iterator
 from typing import Any, TextIO
 
-from codeit.execute import DEFAULT_LIMITS, BatchExecutor, ExecutionLimits, ExecutionResult
+from codeit.execution.executor import BatchExecutor
+from codeit.execution.limits import DEFAULT_LIMITS, ExecutionLimits, ExecutionResult
 
 _FLUSH_EVERY = 0.25  # seconds between flushes of stdout while results keep coming
 

@@ -3,9 +3,9 @@ replaced by a type-compatible alternative, filtered by running the variant.
 
 Given a program and the inputs of the task it was written for, :class:`Depth1Mutator`
 
-1. runs the program on every input (:class:`codeit.shared_eval.NodeTable`) and infers the type of each
-   variable from the values (:func:`codeit.inference.infer_types`); a program that fails on a
-   demonstration input is rejected with :class:`codeit.inference.InferenceError`;
+1. runs the program on every input (:class:`codeit.execution.shared_eval.NodeTable`) and infers the type of each
+   variable from the values (:func:`codeit.search.inference.infer_types`); a program that fails on a
+   demonstration input is rejected with :class:`codeit.search.inference.InferenceError`;
 2. lists the candidate mutations, grouped in *buckets*, one per (line, position): position ``-1`` is
    the callee, ``0..n-1`` the arguments (:func:`candidate_mutations`, rules below);
 3. draws mutations from a seeded generator -- a non-empty bucket uniformly, then a candidate of it
@@ -19,7 +19,7 @@ Given a program and the inputs of the task it was written for, :class:`Depth1Mut
 The stream of kept variants depends only on the program, the inputs and the seed, so asking for
 more variants extends the same sequence (:meth:`Depth1Mutator.variants` with a larger ``n``).
 
-**Candidate rules** (types from :mod:`codeit.inference`), for the line ``x = f(a1, …, an)``:
+**Candidate rules** (types from :mod:`codeit.search.inference`), for the line ``x = f(a1, …, an)``:
 
 * *callee*: a primitive ``g != f`` of arity ``n`` such that every argument's type fits ``g``'s
   declared parameter type and ``g``'s declared return type may produce ``x``'s type (``O``: a
@@ -42,9 +42,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from codeit.dsl import CONSTANT_TYPES, PRIMITIVES
-from codeit.execute import DEFAULT_LIMITS, ExecutionLimits
+from codeit.execution.limits import DEFAULT_LIMITS, ExecutionLimits
+from codeit.execution.shared_eval import ERROR, NodeTable, guard
 from codeit.grids import check_grid
-from codeit.inference import (
+from codeit.program import INPUT, OUTPUT, Line, Program, ProgramError, parse
+from codeit.search.inference import (
     CALLABLE,
     GRID,
     InferenceError,
@@ -54,8 +56,6 @@ from codeit.inference import (
     infer_types,
     may_produce,
 )
-from codeit.program import INPUT, OUTPUT, Line, Program, ProgramError, parse
-from codeit.shared_eval import ERROR, NodeTable, guard
 
 __all__ = ["MAX_CELLS", "Depth1Mutator", "Mutant", "apply_mutation", "candidate_mutations", "grid_cells"]
 
@@ -167,7 +167,7 @@ class Depth1Mutator:
     """Depth-1 mutations of one program at a time (module docstring).
 
     ``max_attempts`` caps the candidates tried per call of :meth:`variants`.  ``limits`` are the
-    execution limits; the caller decides about isolation (see :mod:`codeit.shared_eval`).
+    execution limits; the caller decides about isolation (see :mod:`codeit.execution.shared_eval`).
     """
 
     def __init__(self, limits: ExecutionLimits | None = None, max_attempts: int = 2000) -> None:

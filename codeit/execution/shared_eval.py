@@ -8,13 +8,13 @@ the variables are called.  An *environment* holds, for one input grid, a slot pe
 value once computed (``MISSING`` before, ``ERROR`` if it failed), so each node is computed at most once
 per input however many programs use it.
 
-Semantics follow :class:`codeit.execute.CompiledProgram` for programs without dead lines
+Semantics follow :class:`codeit.execution.runner.CompiledProgram` for programs without dead lines
 (:meth:`codeit.program.Program.normalise`): a line that raises, runs longer than
 ``limits.line_timeout``, or returns a sized value with ``len() >= limits.max_elements`` fails, and so
 does every program that uses it.  Runaway lines are interrupted by :func:`guard`, a periodic
 ``SIGALRM`` that raises inside a line running longer than ``limits.line_timeout`` (main thread only;
 worker processes use it, in-process callers may).  Memory is not capped here: run untrusted programs in
-worker processes with ``RLIMIT_AS`` (as :mod:`codeit.mutation_baseline` does).
+worker processes with ``RLIMIT_AS`` (as :mod:`codeit.baseline.pipeline` does).
 """
 
 from __future__ import annotations
@@ -29,7 +29,8 @@ from operator import itemgetter
 from typing import Any, NamedTuple
 
 from codeit.dsl import CONSTANTS, PRIMITIVES
-from codeit.execute import DEFAULT_LIMITS, ExecutionLimits, in_program_code
+from codeit.execution.interrupt import in_program_code
+from codeit.execution.limits import DEFAULT_LIMITS, ExecutionLimits
 from codeit.program import INPUT, Line, Program, ProgramError, parse
 
 __all__ = ["ERROR", "MISSING", "NodeTable", "ProgramSet", "ShapePlan", "guard", "shape_plan"]
@@ -75,7 +76,7 @@ def _resident_pages() -> int:
 
 def _on_tick(signum, frame) -> None:
     # Raised only in the program's own frames (not in a finaliser that would swallow it:
-    # codeit.execute.in_program_code); the line's start time is cleared by the code that catches the
+    # codeit.execution.interrupt.in_program_code); the line's start time is cleared by the code that catches the
     # exception, never here, so a tick that could not raise is followed by one that does.
     start = _watch[0]
     if start and (time.perf_counter() - start > _watch[1]

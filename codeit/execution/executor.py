@@ -1,25 +1,8 @@
-"""Run DSL programs on input grids, under the paper's limits, without ``eval`` or ``exec``.
+"""Run many ``(program, inputs)`` jobs across sandboxed worker processes (:class:`BatchExecutor`).
 
-A validated :class:`~codeit.program.Program` is *compiled* once into a list of steps that refer to
-registry callables and to slots of an environment list (slot 0 is ``I``, then the constants and
-primitives passed as values, then one slot per line); running it on an input is a loop over those
-steps.  Program text is never evaluated as Python.
-
-Limits (:class:`ExecutionLimits`, defaults are the paper's, dsl-spec §4.3–4.4):
-
-- a line that runs longer than ``line_timeout`` (0.25 s) fails the program, checked after each line;
-- a program gets ``timeout`` (1.0 s) per input in all; in worker processes a ``SIGALRM`` interrupts
-  runaway Python code at that point and a parent-side watchdog kills a worker stuck in C code;
-- a value with ``len() >= max_elements`` (1,000) is not stored (the intermediate-size rule), so a
-  later line that uses it fails — reported as ``limit: x3 dropped (…)``; ``0`` switches it off;
-- each worker's address space is capped at ``memory_mb`` (``RLIMIT_AS``).
-
-Failures are values, never exceptions: every input gets an output grid or ``None`` plus ``None`` or
-a reason that starts with its kind — ``syntax:``, ``invalid input:``, ``error:``, ``timeout:``,
-``limit:``, ``invalid output:`` or ``crashed:``.
-
-:func:`run_program` runs in the calling process (trusted, fast paths and tests);
-:class:`BatchExecutor` runs many jobs across worker processes.
+Each job gets what :func:`codeit.execution.runner.run_program` would give it in-process, but a
+worker's address space is capped, a runaway line is interrupted by ``SIGALRM`` and a worker stuck
+in C code is killed by a parent-side watchdog and replaced while the batch goes on.
 """
 
 from __future__ import annotations
@@ -34,310 +17,15 @@ import sys
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass
-from operator import itemgetter
-from typing import Any, NamedTuple, Self
+from typing import Any, Self
 
-from codeit.dsl import CONSTANTS, PRIMITIVES
-from codeit.grids import Grid, check_grid
-from codeit.program import INPUT, Program, ProgramError, parse
+from codeit.execution.interrupt import ProgramInterrupt, on_alarm
+from codeit.execution.limits import DEFAULT_LIMITS, ExecutionLimits, ExecutionResult
+from codeit.execution.runner import CompileCache, clip, run_inputs
+from codeit.execution.workers import available_cpus, stop_workers, worker_environment
+from codeit.program import Program
 
-__all__ = ["DEFAULT_LIMITS", "BatchExecutor", "CompiledProgram", "ExecutionLimits", "ExecutionResult",
-           "available_cpus", "compile_program", "run_program"]
-
-
-@dataclass(frozen=True)
-class ExecutionLimits:
-    """Resource limits for running one program (paper defaults).
-
-    - ``timeout``: seconds a program may run on one input, all lines together (1.0 s).  The paper
-      states only "a timeout per program"; 1 s is four times the per-line limit and far above what
-      any published program needs (the slowest, ``a64e4611``, takes about 0.1 s per input).
-    - ``line_timeout``: seconds one line may take (0.25 s, CodeIt's per-line limit); a slower line
-      fails the program even if it finishes.
-    - ``max_elements``: a value whose ``len()`` is at least this is dropped (1,000, CodeIt's
-      ``max_state_size``); ``0`` switches the rule off.
-    - ``memory_mb``: address-space cap per worker process in MiB (``RLIMIT_AS``); ``0`` for none.
-      Not applied by the in-process :func:`run_program`.
-    """
-
-    timeout: float = 1.0
-    line_timeout: float = 0.25
-    max_elements: int = 1000
-    memory_mb: int = 2048
-
-    def __post_init__(self) -> None:
-        if not self.timeout > 0 or not self.line_timeout > 0:
-            raise ValueError("timeouts must be positive")
-        if self.max_elements < 0 or self.memory_mb < 0:
-            raise ValueError("max_elements and memory_mb must be >= 0")
-
-
-DEFAULT_LIMITS = ExecutionLimits()
-
-
-class ExecutionResult(NamedTuple):
-    """The outcome of one program on a sequence of inputs, one entry per input.
-
-    ``outputs[i]`` is the output grid or ``None``; ``errors[i]`` is ``None`` on success, else the
-    reason.  ``values[i]`` is the raw value of ``O`` (any type; ``None`` where the program produced
-    no ``O``) when the caller asked for it, else ``values`` is ``None``.
-    """
-
-    outputs: tuple[Grid | None, ...]
-    errors: tuple[str | None, ...]
-    values: tuple[Any, ...] | None = None
-
-    @property
-    def ok(self) -> bool:
-        """True if every input gave a valid output grid."""
-        return not any(self.errors)
-
-    @property
-    def n_valid(self) -> int:
-        return sum(error is None for error in self.errors)
-
-
-class _Timeout(BaseException):
-    """Raised by the SIGALRM handler; a BaseException so that no DSL code can swallow it."""
-
-
-_SIZED = frozenset({tuple, frozenset, list, set, dict, str})
-_MAX_REASON = 300
-
-
-class CompiledProgram:
-    """A program turned into steps over an environment list; build with :func:`compile_program`.
-
-    Each step is ``(callee slot, argument getter, one argument?, target slot, needed later?)``.
-    Primitives, constants and ``I`` live in slots too, so a step is two list lookups and a call.
-    """
-
-    __slots__ = ("_steps", "_template", "program", "texts")
-
-    def __init__(self, program: Program) -> None:
-        slots: dict[str, int] = {INPUT: 0}
-        template: list[Any] = [None]
-
-        def slot(name: str) -> int:
-            if name not in slots:
-                slots[name] = len(template)
-                template.append(PRIMITIVES[name].function if name in PRIMITIVES else CONSTANTS[name])
-            return slots[name]
-
-        lines = program.lines
-        last_use = {}
-        for i, line in enumerate(lines):
-            for name in (line.callee, *line.args):
-                last_use[name] = i
-        steps = []
-        for i, line in enumerate(lines):
-            callee = slot(line.callee)
-            args = [slot(a) for a in line.args]
-            target = slots[line.target] = len(template)
-            template.append(None)
-            needed = last_use.get(line.target, -1) > i or i == len(lines) - 1
-            steps.append((callee, itemgetter(*args), len(args) == 1, target, needed))
-        self.program = program
-        self.texts = tuple(map(str, lines))
-        self._template = template
-        self._steps = tuple(steps)
-
-    def run(self, grid: Grid, limits: ExecutionLimits = DEFAULT_LIMITS) -> tuple[Any, str | None]:
-        """Run on one (already validated) grid: ``(value of O, None)`` or ``(None, reason)``.
-
-        The value is returned whatever its type; checking that it is a grid is the caller's job.
-        Time limits are checked after each line; interrupting a runaway line needs the SIGALRM
-        of :func:`_run_with_alarm` (workers and ``run_program(..., alarm=True)`` use it).
-        """
-        env = self._template.copy()
-        env[0] = grid
-        max_elements = limits.max_elements
-        line_limit, limit = limits.line_timeout, limits.timeout
-        clock = time.perf_counter
-        i = -1
-        start = before = clock()
-        try:
-            for i, (callee, get, single, target, needed) in enumerate(self._steps):
-                value = env[callee](get(env)) if single else env[callee](*get(env))
-                now = clock()
-                if now - before > line_limit or now - start > limit:
-                    return None, self._slow(i, now - before, now - start, limits)
-                before = now
-                if max_elements and type(value) in _SIZED and len(value) >= max_elements:
-                    if needed:
-                        return None, self._dropped(i, len(value), max_elements)
-                    continue
-                env[target] = value
-        except _Timeout:
-            where = f" in {self.texts[i]!r}" if i >= 0 else ""
-            return None, f"timeout: interrupted after {clock() - start:.2f} s{where} (limit {limit:g} s per input)"
-        except Exception as exc:  # noqa: BLE001 - any DSL failure fails the program
-            return None, _clip(f"error: {self.texts[i]}: {type(exc).__name__}: {exc}")
-        return value, None
-
-    def _slow(self, i: int, line_time: float, total: float, limits: ExecutionLimits) -> str:
-        if line_time > limits.line_timeout:
-            return (f"timeout: {self.texts[i]!r} took {line_time:.2f} s "
-                    f"(limit {limits.line_timeout:g} s per line)")
-        return f"timeout: {total:.2f} s after {self.texts[i]!r} (limit {limits.timeout:g} s per input)"
-
-    def _dropped(self, i: int, size: int, limit: int) -> str:
-        target = self.program.lines[i].target
-        tail = ": no output" if i == len(self._steps) - 1 else ""
-        return f"limit: {target} dropped ({size:,} elements ≥ {limit:,}){tail}"
-
-
-def _clip(text: str) -> str:
-    return text if len(text) <= _MAX_REASON else text[:_MAX_REASON - 3] + "..."
-
-
-def compile_program(program: Program | str) -> CompiledProgram:
-    """Compile a program (or program text, parsed first; may raise ProgramError)."""
-    return CompiledProgram(parse(program) if isinstance(program, str) else program)
-
-
-class _CompileCache:
-    """Compiled programs (or their syntax errors) by text; cleared wholesale when full."""
-
-    def __init__(self, size: int = 4096) -> None:
-        self.size = size
-        self.entries: dict[str, CompiledProgram | str] = {}
-
-    def get(self, program: Program | str) -> CompiledProgram | str:
-        key = program if isinstance(program, str) else program.text
-        entry = self.entries.get(key)
-        if entry is None:
-            try:
-                entry = compile_program(program)
-            except ProgramError as exc:
-                entry = f"syntax: {exc}"
-            if len(self.entries) >= self.size:
-                self.entries.clear()
-            self.entries[key] = entry
-        return entry
-
-
-_CACHE = _CompileCache()
-
-
-def run_program(program: Program | str | CompiledProgram, inputs: Iterable[Any],
-                limits: ExecutionLimits | None = None, *, alarm: bool = False,
-                keep_values: bool = True) -> ExecutionResult:
-    """Run ``program`` on each input grid in this process and return one result per input.
-
-    Inputs may be tuples or lists (they are validated and converted).  Limits are checked after
-    each line; with ``alarm=True`` (main thread only) a SIGALRM also interrupts a runaway line at
-    ``limits.timeout`` — the previous SIGALRM handler is restored afterwards.  The memory cap is not
-    applied here (it would cap the caller); use :class:`BatchExecutor` for untrusted programs.
-    """
-    limits = limits or DEFAULT_LIMITS
-    compiled = program if isinstance(program, CompiledProgram) else _CACHE.get(program)
-    inputs = list(inputs)
-    if isinstance(compiled, str):
-        n = len(inputs)
-        return ExecutionResult((None,) * n, (compiled,) * n, (None,) * n if keep_values else None)
-    previous = signal.signal(signal.SIGALRM, _on_alarm) if alarm else None
-    try:
-        return _run_inputs(compiled, inputs, limits, alarm, keep_values)
-    finally:
-        if alarm:
-            signal.signal(signal.SIGALRM, previous)
-
-
-def _run_inputs(compiled: CompiledProgram, inputs: Sequence[Any], limits: ExecutionLimits,
-                alarm: bool, keep_values: bool) -> ExecutionResult:
-    """The per-input loop shared by :func:`run_program` and the workers."""
-    outputs, errors, values = [], [], []
-    for grid in inputs:
-        grid, reason = check_grid(grid, sequences=True)
-        if reason is not None:
-            outputs.append(None)
-            errors.append(f"invalid input: {reason}")
-            values.append(None)
-            continue
-        if alarm:
-            value, error = _run_with_alarm(compiled, grid, limits)
-        else:
-            value, error = compiled.run(grid, limits)
-        output = None
-        if error is None:
-            output, reason = check_grid(value)
-            if reason is not None:
-                error = f"invalid output: {reason}"
-        outputs.append(output)
-        errors.append(error)
-        values.append(value)
-    return ExecutionResult(tuple(outputs), tuple(errors), tuple(values) if keep_values else None)
-
-
-def worker_environment() -> dict[str, str]:
-    """The environment of a worker interpreter: this one's, with this package importable first (a
-    worker starts from a fresh ``python -c``, whatever the current directory)."""
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    path = os.environ.get("PYTHONPATH")
-    return {**os.environ, "PYTHONPATH": root + (os.pathsep + path if path else "")}
-
-
-def stop_workers(workers: Iterable[Any], grace_s: float) -> None:
-    """Stop worker processes (objects with ``proc`` and ``kill()``): close their input so that they
-    exit on their own, then kill whichever is still there after ``grace_s`` seconds in all."""
-    import subprocess
-
-    workers = list(workers)
-    for worker in workers:
-        with contextlib.suppress(OSError):
-            worker.proc.stdin.close()
-    deadline = time.monotonic() + grace_s
-    for worker in workers:
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            worker.proc.wait(max(0.0, deadline - time.monotonic()))
-        worker.kill()
-
-
-_armed = False
-_PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
-
-
-def in_program_code(frame: Any) -> bool:
-    """Whether a signal handler's ``frame`` is this package's code (a DSL primitive, a closure it
-    built, the evaluation loop) -- the only place an interrupt is raised.
-
-    A signal can also land in a garbage-collector callback or a finaliser running at that moment
-    (a weakref callback, a library's gc hook), where Python prints and swallows the exception; the
-    handlers skip those and interrupt again at their next tick, back in the program.  The DSL calls
-    only builtins, so a running program is always in this package's frames -- but not under a
-    finaliser (``__del__``; seen: the executor's own, at its first line), which swallows it too."""
-    if frame is None or not frame.f_code.co_filename.startswith(_PACKAGE_DIR):
-        return False
-    while frame is not None:
-        if frame.f_code.co_name == "__del__":
-            return False
-        frame = frame.f_back
-    return True
-
-
-def _on_alarm(signum, frame) -> None:
-    if _armed and in_program_code(frame):
-        raise _Timeout
-
-
-def _run_with_alarm(compiled: CompiledProgram, grid: Grid, limits: ExecutionLimits):
-    """``compiled.run`` with a SIGALRM interrupting it at ``limits.timeout`` (handler installed)."""
-    global _armed
-    try:
-        _armed = True
-        # repeating: if the interrupt lands in code that swallows it (a finaliser, a gc callback),
-        # it fires again 50 ms later, until the run is disarmed
-        signal.setitimer(signal.ITIMER_REAL, limits.timeout, 0.05)
-        try:
-            return compiled.run(grid, limits)
-        finally:
-            _armed = False
-            signal.setitimer(signal.ITIMER_REAL, 0)
-    except _Timeout:  # fired between the end of the run and disarming
-        return None, f"timeout: interrupted after {limits.timeout:g} s (limit per input)"
-
+__all__ = ["BatchExecutor"]
 
 # --------------------------------------------------------------------------------------------- #
 # Batch execution in worker processes.
@@ -355,7 +43,7 @@ _HEADER = struct.Struct("!I")
 _READY = b"ready"
 _ACK = b"ack"
 _POLL_INTERVAL = 0.002  # seconds
-_WORKER_CODE = "from codeit.execute import _worker_main; _worker_main()"
+_WORKER_CODE = "from codeit.execution.executor import _worker_main; _worker_main()"
 
 
 def _worker_main() -> None:
@@ -375,11 +63,11 @@ def _worker_main() -> None:
         hard = resource.getrlimit(resource.RLIMIT_AS)[1]
         cap = limits.memory_mb << 20
         resource.setrlimit(resource.RLIMIT_AS, (cap if hard < 0 else min(cap, hard), hard))
-    signal.signal(signal.SIGALRM, _on_alarm)
+    signal.signal(signal.SIGALRM, on_alarm)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when workers stop
     gc.freeze()  # the imported modules never need scanning again
     gc.set_threshold(20_000, 50, 100)  # DSL values are acyclic tuples/frozensets: collect rarely
-    cache = _CompileCache()
+    cache = CompileCache()
     _write_frame(out, _READY)
     while True:
         header = reader.read(_HEADER.size)
@@ -391,7 +79,7 @@ def _worker_main() -> None:
             _write_frame(out, _run_job(cache, job_id, text, inputs, limits, keep_values))
 
 
-def _run_job(cache: _CompileCache, job_id: int, text: str, inputs, limits: ExecutionLimits,
+def _run_job(cache: CompileCache, job_id: int, text: str, inputs, limits: ExecutionLimits,
              keep_values: bool) -> bytes:
     """Run one job in a worker and pickle its result; nothing a program does escapes as an exception."""
     try:
@@ -400,10 +88,10 @@ def _run_job(cache: _CompileCache, job_id: int, text: str, inputs, limits: Execu
             n = len(inputs)
             result = ((None,) * n, (compiled,) * n, (None,) * n if keep_values else None)
         else:
-            result = _run_inputs(compiled, inputs, limits, True, keep_values)
-    except (Exception, _Timeout) as exc:  # noqa: BLE001 - e.g. MemoryError while checking outputs
+            result = run_inputs(compiled, inputs, limits, True, keep_values)
+    except (Exception, ProgramInterrupt) as exc:  # noqa: BLE001 - e.g. MemoryError while checking outputs
         n = len(inputs)
-        result = ((None,) * n, (_clip(f"error: {type(exc).__name__}: {exc}"),) * n,
+        result = ((None,) * n, (clip(f"error: {type(exc).__name__}: {exc}"),) * n,
                   (None,) * n if keep_values else None)
     try:
         return pickle.dumps((job_id, *result[:3]), pickle.HIGHEST_PROTOCOL)
@@ -755,12 +443,6 @@ class BatchExecutor:
         run.requeue(i for i in worker.inflight if i not in failed)
 
 
-def available_cpus() -> int:
-    """CPUs this process may run on (the default number of workers)."""
-    if hasattr(os, "sched_getaffinity"):
-        return len(os.sched_getaffinity(0))
-    return os.cpu_count() or 1
-
 
 def _progress_reporter(progress, total: int) -> Callable[[int | None], None] | None:
     """A function called with the count done (``None`` at the end), or ``None`` for no reporting."""
@@ -783,3 +465,4 @@ def _progress_reporter(progress, total: int) -> Callable[[int | None], None] | N
             bar.update(done - bar.n)
 
     return report
+

@@ -1,0 +1,1 @@
+"""One CodeIt run: the meta-iteration loop, the prioritised replay buffer and checkpoints."""
