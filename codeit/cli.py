@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 
 #: sub-command -> (help text, "module:function")
@@ -22,7 +23,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
 
 def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     """The parser; only ``command``'s module is imported (all are listed in ``--help``)."""
-    parser = argparse.ArgumentParser(prog="codeit", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="codeit", description=__doc__.splitlines()[0].replace("``", ""),
+                                     epilog="--debug (anywhere): full tracebacks for user errors too")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
     for name, (help_text, target) in COMMANDS.items():
@@ -36,10 +38,22 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run a sub-command; a :class:`~codeit.errors.UserError` is one line on stderr and exit 2."""
+    from codeit.errors import DEBUG_ENV, UserError, debug_enabled
+
     argv = sys.argv[1:] if argv is None else list(argv)
+    if "--debug" in argv:
+        argv.remove("--debug")
+        os.environ[DEBUG_ENV] = "1"
     command = next((a for a in argv if not a.startswith("-")), None)
     args = build_parser(command if command in COMMANDS else None).parse_args(argv)
-    return int(args._entry(args) or 0)
+    try:
+        return int(args._entry(args) or 0)
+    except UserError as err:
+        if debug_enabled():
+            raise
+        print(f"codeit {args.command}: error: {err}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":
