@@ -35,6 +35,7 @@ from typing import Any
 import pluggy
 
 from codeit import hookspecs
+from codeit.config import PAPER_CONFIG
 from codeit.hookspecs import PROJECT, hookimpl
 
 __all__ = [
@@ -53,13 +54,8 @@ ENTRY_POINT_GROUP = "codeit"
 BUILTIN_DISTRIBUTION = "codeit"
 HOOK_PREFIX = "codeit_"
 
-#: Components a run uses when its config names none.
-DEFAULT_SELECTION: dict[str, Any] = {
-    "model": "t5",
-    "sampler": ["policy"],
-    "relabel": ["hindsight"],
-    "priority": {"performance": 1.0},
-}
+#: Components a run uses when its config names none (the paper's, :data:`codeit.config.PAPER_CONFIG`).
+DEFAULT_SELECTION: dict[str, Any] = {kind: PAPER_CONFIG["plugins"][kind] for kind in ("model", "sampler", "relabel", "priority")}
 
 
 class PluginError(RuntimeError):

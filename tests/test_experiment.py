@@ -15,9 +15,10 @@ from pathlib import Path
 
 import pytest
 
-from codeit.experiment import NAMED_CONFIGS, PAPER_CONFIG, SMOKE, file_record_dir, make_experiment
+from codeit.config import NAMED_CONFIGS, PAPER_CONFIG, SMOKE, merge_config
+from codeit.experiment import file_record_dir, make_experiment
 from codeit.run.buffer import ReplayBuffer
-from codeit.run.loop import find_checkpoint, is_timing_metric, merge_config
+from codeit.run.loop import find_checkpoint, is_timing_metric
 
 torch = pytest.importorskip("torch")
 

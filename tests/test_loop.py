@@ -9,9 +9,10 @@ import json
 import numpy as np
 import pytest
 
+from codeit.config import merge_config
 from codeit.execution.runner import run_program
 from codeit.plugins import get_plugin_manager
-from codeit.run.loop import CodeItLoop, RunData, find_checkpoint, is_timing_metric, merge_config
+from codeit.run.loop import CodeItLoop, RunData, find_checkpoint, is_timing_metric
 from codeit.tasks import Example, Task
 
 torch = pytest.importorskip("torch")

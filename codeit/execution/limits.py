@@ -6,10 +6,14 @@ the shared evaluator, the worker processes and the clients of the worker pool.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
+from codeit.config import PAPER_CONFIG
 from codeit.grids import Grid
+
+_PAPER = PAPER_CONFIG["execution"]
 
 __all__ = ["DEFAULT_LIMITS", "ExecutionLimits", "ExecutionResult"]
 
@@ -29,10 +33,15 @@ class ExecutionLimits:
       Not applied by the in-process :func:`run_program`.
     """
 
-    timeout: float = 1.0
-    line_timeout: float = 0.25
-    max_elements: int = 1000
-    memory_mb: int = 2048
+    timeout: float = _PAPER["timeout"]
+    line_timeout: float = _PAPER["line_timeout"]
+    max_elements: int = _PAPER["max_elements"]
+    memory_mb: int = _PAPER["memory_mb"]
+
+    @classmethod
+    def from_config(cls, execution: Mapping[str, Any]) -> ExecutionLimits:
+        """The limits of a run config's ``execution`` section (missing keys: the paper's)."""
+        return cls(**{k: type(v)(execution.get(k, v)) for k, v in _PAPER.items() if k in cls.__dataclass_fields__})
 
     def __post_init__(self) -> None:
         if not self.timeout > 0 or not self.line_timeout > 0:

