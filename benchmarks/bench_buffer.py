@@ -18,7 +18,8 @@ import time
 import numpy as np
 
 from codeit.plugins import get_plugin_manager
-from codeit.run.buffer import Entry, HookPriority, ReplayBuffer
+from codeit.run.buffer import Entry, ReplayBuffer
+from codeit.run.priority import HookPriority
 from codeit.tasks import Example, Task
 
 

@@ -19,7 +19,7 @@ digits, and single other characters) unless a tokenizer is passed in.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 from codeit.tasks import Grid, Task
@@ -198,6 +198,16 @@ def encode_task(task: Task, *, n_examples: int | None = None, max_tokens: int = 
     examples = task.train if n_examples is None else task.train[:n_examples]
     return encode_examples([e.input for e in examples], [e.output for e in examples],
                            max_tokens=max_tokens, tokenizer=tokenizer)
+
+
+def task_text(task: Task, config: Mapping[str, Any] | None = None, *, tokenizer: Any = None) -> str:
+    """:func:`encode_task` with the run config's ``policy`` settings: ``n_examples`` (ablation A5:
+    one demonstration) and ``max_side_tokens`` -- what a model's ``encode_task`` should return
+    (``tokenizer``: count tokens with it instead of the estimate)."""
+    policy = (config or {}).get("policy") or {}
+    n_examples = policy.get("n_examples")
+    return encode_task(task, n_examples=None if n_examples is None else int(n_examples),
+                       max_tokens=int(policy.get("max_side_tokens") or MAX_SIDE_TOKENS), tokenizer=tokenizer)
 
 
 def decode_task_text(text: str) -> tuple[list[Grid], list[Grid]]:

@@ -7,16 +7,22 @@ module builds the experiment so that tests and tools can run it in-process::
     ex = make_experiment(file_root="runs")
     run = ex.run(named_configs=["smoke", "a3_no_priority"], config_updates={"n_iterations": 2})
 
-The default config carries the paper's values (DESIGN.md §4); named configs change only what their
-ablation changes and compose left to right (``with smoke a3_no_priority``).  Every run is recorded
-by :class:`codeit.recording.RecordedExperiment`: a file record under ``runs/<id>/`` always, MongoDB
-with ``-m HOST:PORT:DB`` or ``$CODEIT_MONGO_URL``.  docs/experiments.md has the reference.
+The default config carries the paper's values (:mod:`codeit.config`); named configs change only
+what their ablation changes and compose left to right (``with smoke a3_no_priority``).  Every run is
+recorded by :class:`codeit.recording.RecordedExperiment`: a file record under ``runs/<id>/`` always,
+MongoDB with ``-m HOST:PORT:DB`` or ``$CODEIT_MONGO_URL``.  docs/experiments.md has the reference.
+
+A mistake of the user's (:class:`codeit.errors.UserError`: a bad path, an unknown plugin name, a
+misspelled config key) ends the run with one line naming it (Sacred's ``--debug`` shows the
+traceback); the run's file record keeps the whole traceback.
 """
 
 from __future__ import annotations
 
 import contextlib
 import copy
+import difflib
+import logging
 import os
 import time
 from collections.abc import Callable, Mapping
@@ -24,13 +30,83 @@ from pathlib import Path
 from typing import Any
 
 from sacred.config.config_dict import ConfigDict
-from sacred.utils import apply_backspaces_and_linefeeds
+from sacred.utils import ConfigAddedError, SacredError, apply_backspaces_and_linefeeds
 
 from codeit.config import NAMED_CONFIGS, PAPER_CONFIG, merge_config
+from codeit.errors import UserError, debug_enabled
 from codeit.recording import RecordedExperiment
-from codeit.run.loop import CodeItLoop, is_timing_metric
+from codeit.run.checkpoint import find_checkpoint
+from codeit.run.loop import CodeItLoop
+from codeit.run.state import is_timing_metric
 
-__all__ = ["SacredReporter", "make_experiment", "resolve_run_dir"]
+__all__ = ["CodeItExperiment", "ExperimentError", "SacredReporter", "make_experiment", "resolve_run_dir"]
+
+#: keys of the ``plugins`` section read by codeit itself; the section is open to plugins' own settings
+PLUGIN_KEYS = frozenset({*PAPER_CONFIG["plugins"], "length_scale", "age_horizon"})
+
+
+class ExperimentError(SacredError, UserError):
+    """A user error stopping an experiment: Sacred's command line prints it as one line."""
+
+    def __init__(self, message: str) -> None:
+        SacredError.__init__(self, message, print_traceback=False)
+
+
+def _dotted_keys(config: Mapping[str, Any], prefix: str = "") -> list[str]:
+    keys = []
+    for key, value in config.items():
+        keys.append(prefix + str(key))
+        if isinstance(value, Mapping):
+            keys += _dotted_keys(value, f"{prefix}{key}.")
+    return keys
+
+
+def _suggest(key: str, known: list[str]) -> str:
+    close = difflib.get_close_matches(key, known, n=1, cutoff=0.7)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+class _QuietPluginKeys(logging.Filter):
+    """Sacred warns when a config update adds a key or changes a type; under ``plugins`` both are
+    expected (``plugins.priority={"my-scheme": 1.0}`` replaces the paper's list by a weighted mix), so
+    those warnings are dropped and :func:`check_plugin_keys` says what matters instead."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        return not (message.startswith(('Added new config entry: "plugins.',
+                                        'Changed type of config entry "plugins.')))
+
+
+def check_plugin_keys(plugins: Mapping[str, Any], log: Callable[[str], None]) -> None:
+    """Warn about ``plugins`` keys that codeit does not read (a plugin may read its own there)."""
+    for key in plugins:
+        if key not in PLUGIN_KEYS:
+            log(f"warning: config plugins.{key} is not read by codeit itself (only a plugin can use it)"
+                + _suggest(key, sorted(PLUGIN_KEYS)))
+
+
+class CodeItExperiment(RecordedExperiment):
+    """The recorded experiment, with user errors and unknown config keys as one clear line."""
+
+    def run(self, *args: Any, **kwargs: Any):
+        try:
+            return super().run(*args, **kwargs)
+        except ConfigAddedError as err:
+            known = _dotted_keys(self._defaults())
+            names = ", ".join(f"{key!r}{_suggest(key, known)}" for key in err.__conflicting_configs__)
+            raise ExperimentError(f"unknown config key {names}; `print_config` lists every key") from err
+        except ExperimentError:
+            raise
+        except UserError as err:
+            if debug_enabled():
+                raise
+            raise ExperimentError(str(err)) from err
+
+    def _defaults(self) -> dict[str, Any]:
+        config = copy.deepcopy(PAPER_CONFIG)
+        config.update(mutation_chunk=0, seed=0)
+        return config
+
 
 class _FreshConfigDict(ConfigDict):
     """Sacred's ConfigDict, evaluated on a copy: Sacred's own fills its nested dicts into the run's
@@ -53,14 +129,17 @@ class _FreshConfigDict(ConfigDict):
 def make_experiment(name: str = "codeit", *, file_root: str | os.PathLike | None = "runs", use_env: bool = True,
                     mongo_options: Mapping[str, Any] | None = None, save_git_info: bool = True,
                     plugins: tuple = (), named_configs: Mapping[str, Mapping[str, Any]] | None = None
-                    ) -> RecordedExperiment:
+                    ) -> CodeItExperiment:
     """A fresh CodeIt experiment recording under ``file_root`` (see :class:`RecordedExperiment`).
 
     ``plugins`` are extra plugin objects registered for every run (after the config's modules);
     ``named_configs`` adds named configs (name -> config updates) to :data:`NAMED_CONFIGS`.
     """
-    ex = RecordedExperiment(name, file_root=file_root, use_env=use_env, mongo_options=dict(mongo_options or {}),
-                            save_git_info=save_git_info)
+    extra_plugins = tuple(plugins)
+    ex = CodeItExperiment(name, file_root=file_root, use_env=use_env, mongo_options=dict(mongo_options or {}),
+                          save_git_info=save_git_info)
+    if not any(isinstance(f, _QuietPluginKeys) for f in logging.getLogger().filters):
+        logging.getLogger().addFilter(_QuietPluginKeys())  # Sacred's config checks log to the root logger
     ex.captured_out_filter = apply_backspaces_and_linefeeds
     config = {k: v for k, v in PAPER_CONFIG.items() if k != "mutation_chunk_ratio"}
     ex.configurations.append(_FreshConfigDict(config))
@@ -77,10 +156,13 @@ def make_experiment(name: str = "codeit", *, file_root: str | os.PathLike | None
         ex.named_configs[cfg_name] = _FreshConfigDict(updates)
 
     @ex.main
-    def main(_run, _config, _seed):
+    def main(_run, _config, _seed, plugins):
         """Run the pipeline the config names (``codeit`` or ``mutation_baseline``)."""
         config = merge_config(_config, {})
-        return PIPELINES[config["pipeline"]](_run, config, _seed, list(plugins))
+        check_plugin_keys(config["plugins"], lambda text: print(text, flush=True))
+        if config["pipeline"] not in PIPELINES:
+            raise UserError(f"pipeline must be one of {', '.join(PIPELINES)}, not {config['pipeline']!r}")
+        return PIPELINES[config["pipeline"]](_run, config, _seed, list(extra_plugins))
 
     return ex
 
@@ -121,23 +203,26 @@ def file_record_dir(run) -> Path | None:
     return None
 
 
-def resolve_run_dir(spec: str | os.PathLike, run=None, file_root: str | os.PathLike | None = "runs") -> Path:
-    """``resume_from`` as a folder: an existing path, or a run id under the file record's root."""
+def resolve_run_dir(spec: str | int | os.PathLike, run=None, file_root: str | os.PathLike | None = "runs") -> Path:
+    """``resume_from`` as a folder: an existing path, or a run id (``resume_from=3``: Sacred reads it
+    as a number) under the file record's root."""
+    spec = str(spec)
     path = Path(spec)
     if path.exists():
         return path
-    roots = []
+    roots: list[Path] = []
     if run is not None:
         from sacred.observers import FileStorageObserver
 
         roots += [Path(o.basedir) for o in run.observers if isinstance(o, FileStorageObserver)]
     if file_root is not None:
         roots.append(Path(file_root))
+    roots = list(dict.fromkeys(r.resolve() for r in roots))
     for root in roots:
-        if (root / str(spec)).is_dir():
-            return root / str(spec)
-    raise FileNotFoundError(f"resume_from={spec!r}: neither a folder nor a run id under "
-                            f"{', '.join(map(str, roots)) or 'the file record root'}")
+        if (root / spec).is_dir():
+            return root / spec
+    raise UserError(f"resume_from={spec}: neither a folder nor a run id under "
+                    f"{', '.join(map(str, roots)) or 'the file record root'}")
 
 
 CONTENT_TYPES = {".json": "application/json", ".csv": "text/csv", ".png": "image/png", ".gz": "application/gzip",
@@ -203,8 +288,6 @@ def run_codeit(run, config: dict[str, Any], seed: int, plugins: list) -> dict[st
                       seed=seed)
     run.info["work_dir"] = str(work_dir)
     if resume is not None:
-        from codeit.run.loop import find_checkpoint
-
         checkpoint = find_checkpoint(resume)
         run.info["resumed_from"] = {"checkpoint": str(checkpoint), "run_dir": str(resume),
                                     "run_id": resume.name if (resume / "run.json").exists() else None}

@@ -23,6 +23,7 @@ Keep this module and docs/hooks.md in step: a test checks that every hook here i
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
 import pluggy
@@ -31,6 +32,7 @@ if TYPE_CHECKING:  # pragma: no cover
     import numpy as np
 
     from codeit.run.buffer import Entry, ReplayBuffer
+    from codeit.run.state import IterationResults, RunState
     from codeit.tasks import Grid, Task
 
 PROJECT = "codeit"
@@ -38,15 +40,54 @@ hookspec = pluggy.HookspecMarker(PROJECT)
 hookimpl = pluggy.HookimplMarker(PROJECT)
 
 
+@dataclass
+class Samples:
+    """What :meth:`Model.sample` returns: ``texts[i]`` holds the program texts drawn for input ``i``;
+    ``metrics`` are figures of this call (name -> number, e.g. ``sample_seconds``) for the run's record."""
+
+    texts: list[list[str]]
+    metrics: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass
+class Proposals:
+    """What :func:`codeit_sample_programs` returns: ``programs`` maps a task key to the program texts
+    proposed for it; ``metrics`` are figures of this call (name -> number, e.g. ``sample_parse_rate``),
+    logged with the iteration's metrics.  A sampler may return a plain ``{task key: [program, ...]}``
+    mapping instead when it has no figures to report."""
+
+    programs: dict[str, list[str]]
+    metrics: dict[str, float] = field(default_factory=dict)
+
+
+class Run(Protocol):
+    """What the lifecycle hooks receive as ``run`` (the loop, :class:`codeit.run.loop.CodeItLoop`)."""
+
+    state: RunState  # metrics history, every candidate and first solution so far
+    search_tasks: Sequence[Task]
+    work_dir: Any  # a pathlib.Path: checkpoints and, without a recorder, outputs/
+
+    def add_artifact(self, name: str, data: bytes) -> None:
+        """Record ``data`` as the run's file ``name`` (Sacred's artifacts, or ``<work dir>/outputs/``)."""
+
+
 class Model(Protocol):
-    """What :func:`codeit_make_model` returns: the policy, a text-to-program model."""
+    """What :func:`codeit_make_model` returns: the policy, a text-to-program model.
+
+    The loop talks to the model through these five methods only.  Everything a model reports comes
+    back as a return value (no attributes the loop reads afterwards)."""
+
+    def encode_task(self, task: Task) -> str:
+        """The model's input text for ``task``, used for training and sampling alike.  It must honour
+        ``config["policy"]["n_examples"]`` (ablation A5: one demonstration);
+        :func:`codeit.encoding.task_text` does, with the paper's sparse encoding."""
 
     def train(self, examples: Sequence[tuple[str, str]], config: Mapping[str, Any]) -> Mapping[str, float]:
-        """One epoch on ``(input text, program text)`` pairs; returns training metrics (e.g. loss)."""
+        """One epoch on ``(input text, program text)`` pairs; returns metrics of the epoch, named
+        ``train_*`` (e.g. ``train_loss``)."""
 
-    def sample(self, inputs: Sequence[str], n: int, config: Mapping[str, Any],
-               rng: Any) -> list[list[str]]:
-        """``n`` program texts for each input text (in order)."""
+    def sample(self, inputs: Sequence[str], n: int, config: Mapping[str, Any], rng: Any) -> Samples:
+        """``n`` program texts for each input text (in order), and metrics of the call."""
 
     def save(self, path: str) -> None:
         """Write the weights and whatever :meth:`load` needs to the folder ``path``."""
@@ -71,15 +112,16 @@ def codeit_make_model(name: str, config: Mapping[str, Any]) -> Model | None:
 
 @hookspec(firstresult=True)
 def codeit_sample_programs(name: str, tasks: Sequence[Task], model: Model | None, iteration: int,
-                           rng: Any, config: Mapping[str, Any]) -> Mapping[str, Sequence[str]] | None:
+                           rng: Any, config: Mapping[str, Any]) -> Proposals | Mapping[str, Sequence[str]] | None:
     """Propose programs for ``tasks`` with the sampler called ``name``.
 
     Called by the loop once per meta-iteration for each sampler in ``config["plugins"]["sampler"]``
     (e.g. ``"policy"``: the model; ``"random"``: random typed programs; ``"mutation"``: mutations of
     known programs via :func:`codeit_mutate`).  ``model`` is the run's model (``None`` in runs
-    without one), ``rng`` a ``numpy.random.Generator``.  Return ``{task key: [program text, ...]}``
-    (program lines only, no ``def``/``return``; duplicates allowed, the loop deduplicates), or
-    ``None`` if ``name`` is not yours.  The loop executes the programs and relabels them with source
+    without one), ``rng`` a ``numpy.random.Generator``.  Return :class:`Proposals` (program texts per
+    task key -- program lines only, no ``def``/``return``; duplicates allowed, the loop deduplicates --
+    and the call's metrics) or a plain ``{task key: [program text, ...]}``, or ``None`` if ``name`` is
+    not yours.  The loop executes the programs and relabels them with source
     ``name``.  ``firstresult``.
     """
 
@@ -132,10 +174,11 @@ def codeit_mutate(program: str, task: Task, rng: Any, config: Mapping[str, Any])
 
 @hookspec
 def codeit_run_start(config: Mapping[str, Any], buffer: ReplayBuffer, tasks: Sequence[Task],
-                     start_iteration: int) -> None:
+                     start_iteration: int, run: Run) -> None:
     """The run begins: called once after the buffer is initialised (or loaded) and before the first
     meta-iteration.  ``tasks`` are the search tasks; ``start_iteration`` is 0, or the iteration a
-    resumed run continues from.  Return value ignored.  Collected."""
+    resumed run continues from; ``run`` is the run (see :func:`codeit_iteration_end`).  Return value
+    ignored.  Collected."""
 
 
 @hookspec
@@ -146,10 +189,15 @@ def codeit_iteration_start(iteration: int, buffer: ReplayBuffer, config: Mapping
 
 @hookspec
 def codeit_iteration_end(iteration: int, buffer: ReplayBuffer, metrics: Mapping[str, float],
-                         config: Mapping[str, Any]) -> None:
-    """Meta-iteration ``iteration`` is complete: new entries are in the buffer and ``metrics`` (the
-    same mapping passed to :func:`codeit_metrics`) are final.  A checkpoint may be written here.
-    Return value ignored.  Collected."""
+                         results: IterationResults, run: Run, config: Mapping[str, Any]) -> None:
+    """Meta-iteration ``iteration`` is complete (its checkpoint is written right after): new entries
+    are in the buffer and ``metrics`` (the same mapping passed to :func:`codeit_metrics`) are final.  ``results``
+    (:class:`codeit.run.state.IterationResults`) holds what the iteration's programs did;
+    ``run`` is the run: ``run.state`` (:class:`codeit.run.state.RunState`: metrics history, every
+    candidate and first solution so far), ``run.search_tasks``, ``run.work_dir`` and
+    ``run.add_artifact(name, data)`` to record a file with the run (Sacred's artifacts, or
+    ``<work dir>/outputs/``).  Observers write reports here (the built-in ``artifacts`` plugin writes
+    the solutions and programs of the iteration).  Return value ignored.  Collected."""
 
 
 @hookspec
@@ -169,6 +217,9 @@ def codeit_solution_found(task: Task, program: str, iteration: int, demo_accurac
 
 
 @hookspec
-def codeit_run_end(config: Mapping[str, Any], buffer: ReplayBuffer, metrics: Mapping[str, float]) -> None:
+def codeit_run_end(config: Mapping[str, Any], buffer: ReplayBuffer, metrics: Mapping[str, float],
+                   run: Run) -> None:
     """The run ends (after the last iteration, or when it is stopped): ``metrics`` are the final
-    ones.  Flush and close observers here.  Return value ignored.  Collected."""
+    ones; ``run`` as in :func:`codeit_iteration_end` (the built-in ``artifacts`` plugin writes the
+    solve-rate table and plot here).  Flush and close observers here.  Return value ignored.
+    Collected."""

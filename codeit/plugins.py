@@ -28,14 +28,19 @@ import argparse
 import difflib
 import importlib
 import importlib.metadata
+import importlib.util
 import inspect
+import sys
 from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import pluggy
 
 from codeit import hookspecs
 from codeit.config import PAPER_CONFIG
+from codeit.errors import UserError
 from codeit.hookspecs import PROJECT, hookimpl
 
 __all__ = [
@@ -43,6 +48,7 @@ __all__ = [
     "ENTRY_POINT_GROUP",
     "PluginError",
     "PluginManager",
+    "UnknownComponentError",
     "get_plugin_manager",
     "hookimpl",
     "plugins_config",
@@ -58,8 +64,12 @@ HOOK_PREFIX = "codeit_"
 DEFAULT_SELECTION: dict[str, Any] = {kind: PAPER_CONFIG["plugins"][kind] for kind in ("model", "sampler", "relabel", "priority")}
 
 
-class PluginError(RuntimeError):
+class PluginError(UserError, RuntimeError):
     """A plugin could not be loaded or registered, or implements a hook that does not exist."""
+
+
+class UnknownComponentError(PluginError, LookupError):
+    """The config selects a model, sampler, relabeler or priority scheme that no plugin provides."""
 
 
 class PluginManager(pluggy.PluginManager):
@@ -161,6 +171,45 @@ def priority_weights(config: Mapping[str, Any] | None) -> dict[str, float]:
     return weights
 
 
+def module_name_of(spec: str) -> str:
+    """The module name a ``plugins.modules`` entry registers under (a file's name without ``.py``)."""
+    return Path(spec).stem if spec.endswith(".py") else spec
+
+
+def import_plugin_module(spec: str) -> ModuleType:
+    """Import a ``plugins.modules`` entry: a file (``my_plugin.py``, ``plugins/mine.py``) or a module
+    name, looked up on the import path and then in the working folder (so ``my_priority`` finds
+    ``./my_priority.py`` as ``python -c 'import my_priority'`` would)."""
+    try:
+        if spec.endswith(".py"):
+            path = Path(spec).expanduser().resolve()
+            if not path.is_file():
+                raise PluginError(f"plugin module file {spec!r} named in config plugins.modules does not exist "
+                                  f"(looked in {Path.cwd()})")
+            name = path.stem
+            if name in sys.modules and getattr(sys.modules[name], "__file__", None) == str(path):
+                return sys.modules[name]
+            module_spec = importlib.util.spec_from_file_location(name, path)
+            module = importlib.util.module_from_spec(module_spec)
+            sys.modules[name] = module
+            module_spec.loader.exec_module(module)
+            return module
+        try:
+            return importlib.import_module(spec)
+        except ModuleNotFoundError as err:
+            top = spec.partition(".")[0]
+            cwd = str(Path.cwd())
+            if err.name != top or cwd in sys.path:
+                raise
+            sys.path.append(cwd)  # the working folder, last: never shadows an installed module
+            return importlib.import_module(spec)
+    except PluginError:
+        raise
+    except Exception as err:
+        raise PluginError(f"cannot import plugin module {spec!r} named in config plugins.modules: "
+                          f"{type(err).__name__}: {err}") from err
+
+
 def _entry_points() -> list[importlib.metadata.EntryPoint]:
     eps = list(importlib.metadata.entry_points(group=ENTRY_POINT_GROUP))
 
@@ -205,15 +254,11 @@ def get_plugin_manager(config: Mapping[str, Any] | None = None, *, plugins: Iter
             is_builtin = ep.dist is not None and ep.dist.name == BUILTIN_DISTRIBUTION
             pm.origins[ep.name] = "builtin" if is_builtin else f"entry point, {dist}"
 
-    for module_name in section.get("modules", ()):
-        module_name = str(module_name)
+    for spec in section.get("modules", ()):
+        module_name = module_name_of(str(spec))
         if pm.is_blocked(module_name):
             continue
-        try:
-            module = importlib.import_module(module_name)
-        except Exception as err:
-            raise PluginError(f"cannot import plugin module {module_name!r} named in config plugins.modules: "
-                              f"{type(err).__name__}: {err}") from err
+        module = import_plugin_module(str(spec))
         pm.register(module, module_name)
         pm.origins[module_name] = "config plugins.modules"
 

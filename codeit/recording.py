@@ -59,6 +59,7 @@ from sacred.observers import FileStorageObserver, MongoObserver
 from sacred.observers.base import RunObserver
 from sacred.observers.mongo import force_bson_encodeable
 
+from codeit.errors import UserError
 from codeit.files import atomic_write
 
 __all__ = [
@@ -160,6 +161,16 @@ class FileRecordObserver(FileStorageObserver):
             self.dir = candidate
             return
         raise FileExistsError(f"no free run folder for id {_id} under {self.basedir}")
+
+    def failed_event(self, fail_time, fail_trace):
+        # a run can fail before this observer started (another observer failed first, e.g. an
+        # unreachable database): nothing is recorded then, and Sacred must not log our failure too
+        if self.run_entry is not None:
+            super().failed_event(fail_time, fail_trace)
+
+
+class DatabaseUnavailable(UserError, ConnectionError):
+    """The database named for a run cannot be reached when the run starts."""
 
 
 def _connection_errors():
@@ -300,13 +311,33 @@ class SafeMongoObserver(MongoObserver):
         try:
             run_id = super().started_event(ex_info, command, host_info, start_time, config, meta_info, _id)
         except _connection_errors() as e:
-            raise ConnectionError(
+            raise DatabaseUnavailable(
                 f"MongoDB at {self.where} is unreachable at the start of the run ({type(e).__name__}). "
                 "Start it (scripts/mongo-server start), point -m / CODEIT_MONGO_URL at a running one, "
                 "or record to files only."
             ) from e
         self._started = True
         return run_id
+
+    def insert(self):
+        """Sacred's insert, with one id per run: a new run's id is free both in the database and as
+        a folder of the file record, so the console, MongoDB and ``runs/<id>/`` name the same run."""
+        import pymongo.errors
+
+        if self.overwrite or self.run_entry.get("_id") is not None or self.file_observer is None:
+            return super().insert()
+        root = Path(self.file_observer.basedir)
+        while True:
+            last = list(self.runs.find({}, {"_id": 1}).sort("_id", -1).limit(1))
+            candidate = last[0]["_id"] + 1 if last and isinstance(last[0]["_id"], int) else 1
+            while (root / str(candidate)).exists():
+                candidate += 1
+            self.run_entry["_id"] = candidate
+            try:
+                self.runs.insert_one(self.run_entry)
+                return None
+            except pymongo.errors.DuplicateKeyError:
+                continue  # another run took it meanwhile
 
     def queued_event(self, *args, **kwargs):
         run_id = super().queued_event(*args, **kwargs)

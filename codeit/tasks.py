@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from codeit.errors import UserError
 from codeit.grids import Grid, check_grid
 
 #: sizes of the CodeIt development split of the 400 ARC training tasks (split_keys.json)
@@ -36,8 +37,12 @@ TRAIN_SPLIT_SIZE = 311
 VAL_SPLIT_SIZE = 89
 
 
-class TaskFormatError(ValueError):
+class TaskFormatError(UserError, ValueError):
     """A task file or object is malformed; the message names the file (if any) and the problem."""
+
+
+class DataFolderError(UserError, FileNotFoundError):
+    """A data folder (or one of its subset folders) does not exist."""
 
 
 # --------------------------------------------------------------------------------------------------
@@ -252,10 +257,10 @@ def load_codeit_folder(path: str | os.PathLike,
     """A CodeIt data folder: ``{subset: [tasks sorted by key]}`` for each ``<path>/<subset>/*.json``."""
     root = Path(path)
     if not root.is_dir():
-        raise FileNotFoundError(f"{root}: no such CodeIt data folder")
+        raise DataFolderError(f"{root}: no such CodeIt data folder")
     for subset in subsets:
         if not (root / subset).is_dir():
-            raise FileNotFoundError(f"{root / subset}: missing subset folder {subset!r} of the CodeIt data")
+            raise DataFolderError(f"{root / subset}: missing subset folder {subset!r} of the CodeIt data")
     result: dict[str, list[Task]] = {}
     for subset in subsets:
         tasks = [load_codeit_file(p) for p in sorted((root / subset).glob("*.json"))]
@@ -350,13 +355,13 @@ def default_split_keys(training_keys: Iterable[str], evaluation_keys: Iterable[s
 
 
 def split_tasks(tasks: Iterable[Task], split_keys: Mapping[str, Sequence[str]]) -> dict[str, list[Task]]:
-    """``{split: [tasks in the split's key order]}``; ``KeyError`` naming keys with no task."""
+    """``{split: [tasks in the split's key order]}``; :class:`TaskFormatError` naming keys with no task."""
     by_key = {t.key: t for t in tasks}
     result = {}
     for name, keys in split_keys.items():
         missing = [k for k in keys if k not in by_key]
         if missing:
-            raise KeyError(f"split {name!r}: {len(missing)} task keys not found, e.g. {missing[:3]}")
+            raise TaskFormatError(f"split {name!r}: {len(missing)} task keys not found, e.g. {missing[:3]}")
         result[name] = [by_key[k] for k in keys]
     return result
 

@@ -24,7 +24,7 @@ import os
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from codeit.hookspecs import hookimpl
+from codeit.hookspecs import Samples, hookimpl
 
 NAME = "t5"
 
@@ -43,14 +43,12 @@ def policy_settings(config: Mapping[str, Any] | None) -> dict[str, Any]:
 class T5Model:
     """The :class:`codeit.hookspecs.Model` protocol around a :class:`codeit.policy.Policy`.
 
-    ``train`` returns metrics (``train_loss``, throughput, ...), ``sample`` returns decoded program
-    texts; ``last_metrics`` holds the latest training and sampling figures (parse counts included,
-    filled in by the ``policy`` sampler).  ``policy`` is the underlying object for direct use.
+    ``train`` returns the epoch's metrics (``train_loss``, throughput, ...), ``sample`` the decoded
+    program texts with the call's metrics.  ``policy`` is the underlying object for direct use.
     """
 
     def __init__(self, policy) -> None:
         self.policy = policy
-        self.last_metrics: dict[str, float] = {}
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any] | None) -> T5Model:
@@ -63,7 +61,8 @@ class T5Model:
         return self.policy.tokenizer
 
     def encode_task(self, task) -> str:
-        """The model input text of a task (each side capped with this model's tokenizer)."""
+        """The model input text of a task (``policy.n_examples`` demonstrations, each side capped at
+        ``policy.max_side_tokens`` tokens of this model's tokenizer)."""
         return self.policy.encode_task(task)
 
     def train(self, examples: Sequence, config: Mapping[str, Any] | None = None) -> dict[str, float]:
@@ -73,18 +72,17 @@ class T5Model:
                    "train_dropped_long": stats.dropped_long, "train_seconds": stats.seconds,
                    "train_examples_per_s": stats.examples_per_s, "train_tokens_per_s": stats.tokens_per_s,
                    "train_padding_fraction": stats.padding_fraction}
-        self.last_metrics.update(metrics)
         return metrics
 
     def sample(self, inputs: Sequence[str], n: int, config: Mapping[str, Any] | None = None,
-               rng: Any = None) -> list[list[str]]:
-        """``n`` decoded program texts per input text (constrained to DSL tokens, cut at ``#``).
+               rng: Any = None) -> Samples:
+        """``n`` decoded program texts per input text (constrained to DSL tokens, cut at ``#``), and
+        the call's figures (``sample_*``).
 
         With a ``numpy.random.Generator`` ``rng`` the draw is reproducible (torch's RNG is forked)."""
         seed = int(rng.integers(0, 2**63 - 1)) if rng is not None else None
         texts, stats = self.policy.sample_texts(list(inputs), n=n, seed=seed)
-        self.last_metrics.update({f"sample_{k}": v for k, v in stats.as_dict().items()})
-        return texts
+        return Samples(texts, {f"sample_{k}": v for k, v in stats.as_dict().items()})
 
     def save(self, path: str | os.PathLike) -> None:
         self.policy.save(path)

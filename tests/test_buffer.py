@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import time
-
 import numpy as np
 import pytest
 
 from codeit.plugins import get_plugin_manager
-from codeit.run.buffer import Entry, HookPriority, ReplayBuffer
+from codeit.run.buffer import Entry, ReplayBuffer
+from codeit.run.priority import HookPriority, make_buffer
 from codeit.tasks import Example, Task
 
 GRID = ((1, 2), (3, 4))
@@ -147,25 +146,21 @@ def test_load_refuses_files_that_are_not_plain_data(tmp_path):
         ReplayBuffer.load(tmp_path / "nothing")
 
 
-def test_sampling_is_vectorised_at_scale(pm):
+def test_sampling_at_scale_is_weighted_and_without_replacement(pm):
+    # speed at this scale is benchmarks/bench_buffer.py's business; here: the draw itself
     n = 200_000
     buffer = performance_buffer(pm)
     rng = np.random.default_rng(0)
     acc = rng.random(n).tolist()
-    t0 = time.perf_counter()
     buffer.add_many(Entry(TASK, f"O = p{i}(I)", "parent", "policy", acc[i], 5, 0, 0.0) for i in range(n))
-    added = time.perf_counter() - t0
-    t0 = time.perf_counter()
     sample = buffer.sample_indices(20_000, part="policy", rng=rng)
-    sampled = time.perf_counter() - t0
     assert len(np.unique(sample)) == 20_000
     assert buffer.columns()["accuracy"][sample].mean() > 0.6  # weighted toward high accuracy (mean 0.5)
-    assert added < 10 and sampled < 1.0, (added, sampled)
 
 
-def test_from_config_wires_the_hook_priority_and_capacity(pm):
+def test_make_buffer_wires_the_hook_priority_and_capacity(pm):
     config = {"plugins": {"priority": {"uniform": 1.0}}, "buffer": {"capacity": 4, "epsilon": 0.5}}
-    buffer = ReplayBuffer.from_config(config, pm)
+    buffer = make_buffer(config, pm)
     buffer.add_many([entry(i, accuracy=0.0) for i in range(5)])
     assert buffer.capacity == 4 and len(buffer) == 3 and np.allclose(buffer.priorities, 1.5)
 

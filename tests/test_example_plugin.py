@@ -47,7 +47,8 @@ def test_codeit_plugins_lists_the_installed_example(installed):
 def test_the_example_scheme_and_mutator_work_in_a_run(installed):
     script = textwrap.dedent("""
         import numpy as np
-        from codeit.run.buffer import Entry, HookPriority, ReplayBuffer
+        from codeit.run.buffer import Entry, ReplayBuffer
+        from codeit.run.priority import HookPriority
         from codeit.plugins import get_plugin_manager
         from codeit.tasks import Example, Task
 

@@ -18,7 +18,8 @@ import pytest
 from codeit.config import NAMED_CONFIGS, PAPER_CONFIG, SMOKE, merge_config
 from codeit.experiment import file_record_dir, make_experiment
 from codeit.run.buffer import ReplayBuffer
-from codeit.run.loop import find_checkpoint, is_timing_metric
+from codeit.run.checkpoint import find_checkpoint
+from codeit.run.state import is_timing_metric
 
 torch = pytest.importorskip("torch")
 
@@ -383,7 +384,7 @@ def test_resume_after_sigkill_matches_an_uninterrupted_run(ex, tmp_path):
     killed_dir = tmp_path / "runs" / "1"
     deadline = time.monotonic() + 300
     try:
-        while not (killed_dir / "checkpoints" / "iter-0000" / "COMPLETE").exists():
+        while not (killed_dir / "checkpoints" / "iter-0000" / "MANIFEST.json").exists():
             assert proc.poll() is None, proc.stderr.read().decode()[-3000:]
             assert time.monotonic() < deadline, "no checkpoint after 300 s"
             time.sleep(0.05)
@@ -418,7 +419,8 @@ def test_resume_after_sigkill_matches_an_uninterrupted_run(ex, tmp_path):
 
 def test_resume_from_a_run_id(ex, runs_root):
     first = run_smoke(ex, "a6_no_mutation", n_iterations=1)
-    more = run_smoke(ex, "a6_no_mutation", n_iterations=2, resume_from=str(first._id))
+    # `resume_from=3` on the command line reaches the config as a number
+    more = run_smoke(ex, "a6_no_mutation", n_iterations=2, resume_from=int(first._id))
     assert more.status == "COMPLETED"
     assert more.info["resumed_from"]["run_dir"] == str(runs_root / str(first._id))
     assert len(metrics_of(record(more))["solve_rate"]) == 2
@@ -439,6 +441,24 @@ def test_named_configs_are_not_changed_by_earlier_runs(ex):
 
 # ------------------------------------------------------------------------------------------------
 # MongoDB
+
+
+@pytest.mark.mongo
+def test_one_id_per_run_in_the_console_the_database_and_the_file_record(mongo_db, tmp_path):
+    """Runs recorded to files alone take ids 1 and 2; the database is empty; the next run, recorded to
+    both, is run 3 everywhere (not 1 in MongoDB and ``runs/1-1`` on disk)."""
+    url, db_name = mongo_db
+    files_only = make_experiment(file_root=tmp_path / "runs", use_env=False, save_git_info=False,
+                                 named_configs={"test_size": TEST_SIZE})
+    nothing = {"n_iterations": 0, "init": {"mutated": 0, "samplers": []}}  # a run that only starts
+    for _ in range(2):
+        files_only.run(named_configs=["smoke", "test_size"], config_updates=nothing, options=SYS_CAPTURE)
+    assert sorted(p.name for p in (tmp_path / "runs").iterdir() if p.name[0].isdigit()) == ["1", "2"]
+    both = make_experiment(file_root=tmp_path / "runs", use_env=False, save_git_info=False,
+                           named_configs={"test_size": TEST_SIZE})
+    run = both.run(named_configs=["smoke", "test_size"], config_updates=nothing,
+                   options={**SYS_CAPTURE, "--mongo_db": f"{url}/{db_name}"})
+    assert run._id == 3 and record(run) == tmp_path / "runs" / "3"
 
 
 class KillDatabaseAfterFirstIteration:

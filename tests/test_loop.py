@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import gzip
 import json
+import re
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -12,7 +14,10 @@ import pytest
 from codeit.config import merge_config
 from codeit.execution.runner import run_program
 from codeit.plugins import get_plugin_manager
-from codeit.run.loop import CodeItLoop, RunData, find_checkpoint, is_timing_metric
+from codeit.run.checkpoint import CheckpointError, find_checkpoint
+from codeit.run.data import RunData
+from codeit.run.loop import CodeItLoop
+from codeit.run.state import is_timing_metric
 from codeit.tasks import Example, Task
 
 torch = pytest.importorskip("torch")
@@ -141,7 +146,7 @@ def test_two_iterations_with_a_real_tiny_model(data, tmp_path):
 
     # hooks, in order
     kinds = [c[0] for c in spy.calls]
-    assert kinds == ["run_start", *["iteration_start", "metrics", "metrics", "iteration_end"] * 2, "run_end"]
+    assert kinds == ["run_start", *["iteration_start", "metrics", "iteration_end", "metrics"] * 2, "run_end"]
     assert spy.calls[0] == ("run_start", 0, len(data.search))
 
     # initial buffer: the six training programs (accuracy 1) and six mutated tasks
@@ -246,14 +251,69 @@ def test_a3_uniform_priority_and_a6_no_mutation(data, tmp_path):
     assert np.unique(loop.buffer.priorities).size == 1
 
 
-def test_a5_one_demonstration_in_the_model_input(data, tmp_path):
-    loop = make_loop(config(n_iterations=0, policy={"n_examples": 1}), data, tmp_path)
-    loop.run()
-    task = data.search[0]
-    assert "|" not in loop._encode(task) and loop._encode(task).count("\n") == 1
-    full = make_loop(config(n_iterations=0), data, tmp_path, "all")
-    full.run()
-    assert full._encode(task).count("|") == 2 * (len(task.train) - 1)
+class RecordingModel:
+    """A third-party model written only from docs/hooks.md: it keeps every input text it is given."""
+
+    def __init__(self, config):
+        self.config = config
+        self.trained: list[str] = []
+        self.sampled: list[str] = []
+
+    def encode_task(self, task):
+        from codeit.encoding import task_text
+
+        return task_text(task, self.config)
+
+    def train(self, examples, config):
+        self.trained += [text for text, _ in examples]
+        return {"train_loss": 1.0}
+
+    def sample(self, inputs, n, config, rng):
+        from codeit.hookspecs import Samples
+
+        self.sampled += list(inputs)
+        return Samples([["O = vmirror(I)"] * n for _ in inputs], {"sample_calls": 1})
+
+    def save(self, path):
+        Path(path).mkdir(parents=True, exist_ok=True)
+
+    def load(self, path):
+        pass
+
+
+class RecordingModelPlugin:
+    def __init__(self):
+        self.models = []
+
+    def codeit_make_model(self, name, config):
+        if name != "recorder":
+            return None
+        self.models.append(RecordingModel(config))
+        return self.models[-1]
+
+
+def demonstrations_in(text: str) -> int:
+    inputs, outputs = text.split("\n")
+    assert inputs.count("|") == outputs.count("|")
+    return inputs.count("|") + 1
+
+
+@pytest.mark.parametrize("n_examples", [1, None])
+def test_a5_one_demonstration_for_training_and_sampling_alike(data, tmp_path, n_examples):
+    plugin = RecordingModelPlugin()
+    cfg = config(n_iterations=2, policy={"n_examples": n_examples},
+                 plugins={"model": "recorder", "sampler": ["policy"]})
+    pm = get_plugin_manager(merge_config(cfg, {"plugins": {"disable": ["depth1"]}}),
+                            plugins=[("recorder", plugin), ("swap", Swap())])
+    loop = CodeItLoop(cfg, pm, work_dir=tmp_path / "run", data=data, log=lambda text: None)
+    metrics = loop.run()
+    model = plugin.models[0]
+    assert model.trained and model.sampled and metrics["sample_calls"] == 1
+    counts = {demonstrations_in(text) for text in model.trained + model.sampled}
+    if n_examples == 1:
+        assert counts == {1}
+    else:  # as many as fit in policy.max_side_tokens
+        assert max(counts) > 1
 
 
 def test_unknown_components_fail_with_their_name(data, tmp_path):
@@ -269,10 +329,34 @@ def test_checkpoints_are_complete_or_ignored(data, tmp_path):
     loop.run()
     folder = tmp_path / "run" / "checkpoints"
     assert sorted(p.name for p in folder.glob("iter-*")) == ["iter-0000", "iter-0001"]
-    # a checkpoint folder without its COMPLETE marker (a save killed half-way) is not used
+    # a checkpoint folder without its manifest (a save killed half-way) is not used
     partial = folder / "iter-0002"
     partial.mkdir()
     (partial / "state.pkl").write_bytes(b"garbage")
     assert find_checkpoint(tmp_path / "run").name == "iter-0001"
-    with pytest.raises(FileNotFoundError, match="no complete checkpoint"):
+    with pytest.raises(CheckpointError, match="no complete checkpoint"):
         find_checkpoint(tmp_path / "elsewhere")
+
+
+def damage(path, how):
+    data = bytearray(path.read_bytes())
+    if how == "truncate":
+        path.write_bytes(bytes(data[: len(data) // 2]))
+    else:
+        for i in range(64):  # 64 flipped bytes in the middle, size unchanged
+            data[len(data) // 2 + i] ^= 0xFF
+        path.write_bytes(bytes(data))
+
+
+@pytest.mark.parametrize("target,how", [("model/model/model.safetensors", "flip"), ("model/rng.pt", "truncate"),
+                                        ("state.pkl", "truncate"), ("buffer/arrays-*.npz", "flip")])
+def test_a_damaged_checkpoint_is_refused_naming_the_file(data, tmp_path, target, how):
+    loop = make_loop(config(n_iterations=1), data, tmp_path)
+    loop.run()
+    checkpoint = find_checkpoint(tmp_path / "run")
+    path = next(checkpoint.glob(target))
+    damage(path, how)
+    name = str(path.relative_to(checkpoint))
+    resumed = make_loop(config(n_iterations=2), data, tmp_path, "resumed", resume_from=tmp_path / "run")
+    with pytest.raises(CheckpointError, match=f"damaged: {re.escape(name)}"):
+        resumed.run()

@@ -413,12 +413,13 @@ def test_t5_and_policy_sampler_plugins(pairs, tmp_path):
     tasks = [Task(f"k{i}", (Example(grid, grid),)) for i in range(3)]
     out = pm.hook.codeit_sample_programs(name="policy", tasks=tasks, model=model, iteration=0,
                                          rng=np.random.default_rng(0), config=config)
-    assert sorted(out) == ["k0", "k1", "k2"]
-    assert model.last_metrics["sample_parsed"] + model.last_metrics["sample_unparsable"] == 9
-    assert sum(len(v) for v in out.values()) == model.last_metrics["sample_parsed"]
+    assert sorted(out.programs) == ["k0", "k1", "k2"]
+    assert out.metrics["sample_parsed"] + out.metrics["sample_unparsable"] == 9
+    assert sum(len(v) for v in out.programs.values()) == out.metrics["sample_parsed"]
+    assert not hasattr(model, "last_metrics")  # figures are returned, never left on the model
     again = pm.hook.codeit_sample_programs(name="policy", tasks=tasks, model=model, iteration=0,
                                            rng=np.random.default_rng(0), config=config)
-    assert again == out
+    assert again.programs == out.programs
     assert pm.hook.codeit_sample_programs(name="random", tasks=tasks, model=model, iteration=0,
                                           rng=np.random.default_rng(0), config=config) is None
     model.save(tmp_path / "m")

@@ -6,7 +6,8 @@ import pytest
 from codeit_plugins.relabel import relabelled_key
 
 from codeit.plugins import get_plugin_manager
-from codeit.run.buffer import HookPriority, ReplayBuffer
+from codeit.run.buffer import ReplayBuffer
+from codeit.run.priority import HookPriority
 
 A = ((1, 2), (3, 4))
 B = ((4, 3), (2, 1))

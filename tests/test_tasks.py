@@ -134,7 +134,7 @@ def test_default_split_is_fixed_and_sized_like_split_keys(arc):
 
 
 def test_split_tasks_reports_missing_keys(arc):
-    with pytest.raises(KeyError, match="not found"):
+    with pytest.raises(TaskFormatError, match="not found"):
         split_tasks(arc["training"], {"train": ["nope"]})
 
 

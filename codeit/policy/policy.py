@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from codeit.config import PAPER_CONFIG
 from codeit.policy import checkpoint as ckpt
 from codeit.policy.model import (
     ModelSpec,
@@ -37,52 +38,57 @@ from codeit.policy.training import TrainConfig, TrainStats, evaluate_loss, make_
 DEFAULT_CUDA_BATCH_TOKENS = 16384
 
 
-@dataclass
+_PAPER = PAPER_CONFIG["policy"]
 
+
+@dataclass
 class PolicyConfig:
-    """Everything that defines a policy; field names match the experiment configuration's ``policy``."""
+    """Everything that defines a policy; field names match the experiment configuration's ``policy``
+    section, and the defaults are its values (:data:`codeit.config.PAPER_CONFIG`) except ``model``
+    and ``seed``: a policy built on its own is the tiny size with seed 0 (the experiment's default
+    model is the paper's CodeT5+ 220M, its seed the run's)."""
 
     #: a size name (tiny, small, base, large) or a pretrained model name / local directory
     model: str = "tiny"
     #: None: the DSL tokenizer for a size, the model's own tokenizer for a name/path; or a name/path
     tokenizer: str | None = None
     #: keep only the configuration of a pretrained model (ablation A4); sizes are random anyway
-    random_weights: bool = False
+    random_weights: bool = _PAPER["random_weights"]
     dropout: float | None = None
-    device: str = "auto"
+    device: str = _PAPER["device"]
     #: auto (fp32 on CPU, bf16 on CUDA), fp32, bf16, fp16 (with a GradScaler)
-    precision: str = "auto"
-    tf32: bool = True
+    precision: str = _PAPER["precision"]
+    tf32: bool = _PAPER["tf32"]
     seed: int = 0
     # training
-    lr: float = 5e-5
-    weight_decay: float = 0.0
-    batch_size: int = 8
-    grad_accum: int = 64
-    max_grad_norm: float = 1.0
+    lr: float = _PAPER["lr"]
+    weight_decay: float = _PAPER["weight_decay"]
+    batch_size: int = _PAPER["batch_size"]
+    grad_accum: int = _PAPER["grad_accum"]
+    max_grad_norm: float = _PAPER["max_grad_norm"]
     #: encoder input cap (two sides of at most ``max_side_tokens`` each, a newline and EOS)
-    max_input_tokens: int = 1026
-    max_target_tokens: int = 512
-    bucket_batches: int = 256
+    max_input_tokens: int = _PAPER["max_input_tokens"]
+    max_target_tokens: int = _PAPER["max_target_tokens"]
+    bucket_batches: int = _PAPER["bucket_batches"]
     #: micro-batches by padded-token budget (speed only: a step still averages batch_size * grad_accum);
     #: None = 16,384 on CUDA, off (batch_size examples) on CPU; 0 = off
     max_batch_tokens: int | None = None
     # task -> input text (codeit.encoding), sides counted with this policy's tokenizer
-    max_side_tokens: int = 512
+    max_side_tokens: int = _PAPER["max_side_tokens"]
     #: demonstration examples per input (None: all that fit; 1 for ablation A5)
     n_examples: int | None = None
     # sampling
-    n_samples: int = 24
-    temperature: float = 0.95
-    max_new_tokens: int = 512
-    sample_batch_sequences: int = 0
+    n_samples: int = _PAPER["n_samples"]
+    temperature: float = _PAPER["temperature"]
+    max_new_tokens: int = _PAPER["max_new_tokens"]
+    sample_batch_sequences: int = _PAPER["sample_batch_sequences"]
     #: encoder tokens per sampling batch; None = from free GPU memory on CUDA, unlimited on CPU
     sample_batch_tokens: int | None = None
-    top_k: int = 0
-    top_p: float = 1.0
+    top_k: int = _PAPER["top_k"]
+    top_p: float = _PAPER["top_p"]
     #: "pruned" (own loop, drops finished sequences) or "hf" (transformers' generate)
-    decoder: str = "pruned"
-    progress: bool = True
+    decoder: str = _PAPER["decoder"]
+    progress: bool = _PAPER["progress"]
 
     @classmethod
     def from_dict(cls, values: dict | None) -> PolicyConfig:

@@ -13,8 +13,9 @@ replacement with probability proportional to priority cost O(part size) numpy wo
 over entries.
 
 Priorities come from a *priority function* mapping a batch's columns to priorities; in a run it is
-:class:`HookPriority`, the weighted mean of the ``codeit_priority`` schemes the config selects plus
-a small epsilon.  When the buffer holds more than ``capacity`` entries, the lower-priority half of
+:class:`codeit.run.priority.HookPriority`, the weighted mean of the ``codeit_priority`` schemes the
+config selects plus a small epsilon; the buffer itself knows nothing of plugins.  When the buffer
+holds more than ``capacity`` entries, the lower-priority half of
 each part is dropped (ties: older entries go first), so the initial part keeps its share.
 
 :meth:`ReplayBuffer.save` writes a folder: ``arrays-<n>.npz`` (all numeric columns), append-only
@@ -35,6 +36,7 @@ from typing import Any
 
 import numpy as np
 
+from codeit.config import PAPER_CONFIG
 from codeit.files import atomic_write
 from codeit.tasks import Example, Task
 
@@ -43,8 +45,7 @@ POLICY_SOURCE = "policy"
 #: column name -> numpy dtype of the per-entry numbers handed to priority schemes
 COLUMNS: dict[str, Any] = {"accuracy": np.float32, "length": np.int32, "iteration": np.int32,
                            "similarity": np.float32}
-DEFAULT_CAPACITY = 10_000_000
-DEFAULT_EPSILON = 1e-3
+DEFAULT_CAPACITY = PAPER_CONFIG["buffer"]["capacity"]
 FORMAT_VERSION = 2
 
 PriorityFunction = Callable[[Mapping[str, np.ndarray]], np.ndarray]
@@ -92,53 +93,6 @@ def uniform_priority(columns: Mapping[str, np.ndarray]) -> np.ndarray:
     return np.ones(len(columns["accuracy"]), dtype=np.float64)
 
 
-class HookPriority:
-    """The run's priority function: ``sum(w_s * score_s) / sum(w_s) + epsilon`` over the schemes of
-    ``weights`` (default: ``config["plugins"]["priority"]``), each score from the
-    ``codeit_priority`` hook of plugin manager ``pm``."""
-
-    def __init__(self, pm: Any, config: Mapping[str, Any] | None = None, *,
-                 weights: Mapping[str, float] | None = None, epsilon: float | None = None) -> None:
-        from codeit.plugins import priority_weights
-
-        self.pm = pm
-        self.config = config or {}
-        self.weights = dict(weights) if weights is not None else priority_weights(self.config)
-        if epsilon is None:
-            epsilon = (self.config.get("buffer") or {}).get("epsilon", DEFAULT_EPSILON)
-        self.epsilon = float(epsilon)
-        if not self.epsilon > 0:
-            raise ValueError(f"priority epsilon must be > 0, got {self.epsilon}")
-        self.check()
-
-    def check(self) -> None:
-        """Raise ``LookupError`` now for a selected scheme no plugin provides."""
-        empty = {name: np.zeros(0, dtype) for name, dtype in COLUMNS.items()}
-        empty["policy"] = np.zeros(0, bool)
-        self._scores(empty)
-
-    def _scores(self, columns: Mapping[str, np.ndarray]) -> np.ndarray:
-        n = len(columns["accuracy"])
-        total = np.zeros(n, dtype=np.float64)
-        weight_sum = sum(self.weights.values())
-        for name, weight in self.weights.items():
-            scores = self.pm.hook.codeit_priority(name=name, columns=columns, config=self.config)
-            if scores is None:
-                raise LookupError(f"no plugin provides priority scheme {name!r} "
-                                  f"(config plugins.priority; `codeit plugins` lists the plugins)")
-            scores = np.asarray(scores, dtype=np.float64)
-            if scores.shape != (n,):
-                raise ValueError(f"priority scheme {name!r} returned shape {scores.shape}, expected ({n},)")
-            if n and not (np.all(scores >= 0.0) and np.all(scores <= 1.0)):
-                raise ValueError(f"priority scheme {name!r} returned scores outside [0, 1]")
-            if weight:
-                total += (weight / weight_sum) * scores
-        return total
-
-    def __call__(self, columns: Mapping[str, np.ndarray]) -> np.ndarray:
-        return self._scores(columns) + self.epsilon
-
-
 class ReplayBuffer:
     """The two-part prioritised replay buffer (module docstring)."""
 
@@ -154,12 +108,6 @@ class ReplayBuffer:
         self._arrays: dict[str, np.ndarray] = {}
         self._saved: dict[str, Any] | None = None  # what the last save/load left on disk, for incremental saves
         self._allocate(1024)
-
-    @classmethod
-    def from_config(cls, config: Mapping[str, Any], pm: Any) -> ReplayBuffer:
-        """A buffer with :class:`HookPriority` and ``config["buffer"]["capacity"]``."""
-        section = config.get("buffer") or {}
-        return cls(HookPriority(pm, config), capacity=int(section.get("capacity", DEFAULT_CAPACITY)))
 
     # -- storage -----------------------------------------------------------------------------------
 

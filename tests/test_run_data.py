@@ -1,0 +1,47 @@
+"""The tasks of a run: a CodeIt data folder read through the run config, broken programs named."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from codeit.errors import UserError
+from codeit.run.data import load_run_data
+
+GRID = [[1, 2], [3, 4]]
+
+
+def codeit_task(key: str, program: str | None) -> dict:
+    example = {"input": GRID, "output": GRID}
+    body = f"def solve_{key}(I):\n    {program}\n    return O" if program else None
+    return {"program": body, "training_examples": [example, example], "test_examples": [example],
+            "task_key": key, "extra_info": ""}
+
+
+@pytest.fixture
+def folder(tmp_path):
+    tasks = {"training": {"a": "O = vmirror(I)", "b": "O = vmirror(I, I, I", "c": "O = nosuchprimitive(I)"},
+             "evaluation": {"e": None}}
+    for subset, programs in tasks.items():
+        (tmp_path / subset).mkdir()
+        for key, program in programs.items():
+            (tmp_path / subset / f"{key}.json").write_text(json.dumps(codeit_task(key, program)))
+    (tmp_path / "split_keys.json").write_text(json.dumps({"train": ["a", "b", "c"], "val": [], "test": ["e"]}))
+    return tmp_path
+
+
+def test_training_programs_that_do_not_parse_are_named_and_left_out(folder):
+    said = []
+    data = load_run_data({"data": {"source": "codeit", "path": str(folder)}}, log=said.append)
+    assert [t.key for t in data.parents] == ["a"]
+    assert len(data.train) == 3 and [t.key for t in data.search] == ["e"]
+    (line,) = said
+    assert line.startswith("warning: 2 training program(s) do not parse") and "b (" in line and "c (" in line
+
+
+def test_a_missing_folder_or_split_is_a_user_error(folder, tmp_path):
+    with pytest.raises(UserError, match="needs the CodeIt data folder"):
+        load_run_data({"data": {"source": "codeit", "path": str(tmp_path / "none")}})
+    with pytest.raises(UserError, match="no split 'dev'"):
+        load_run_data({"data": {"source": "codeit", "path": str(folder), "search_split": "dev"}})
