@@ -8,12 +8,16 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import pickle
+import subprocess
 import time
+import urllib.parse
 from pathlib import Path
 
 import pymongo
 import pytest
+from services import MONGO_SERVER, free_port
 from tiny_experiment import expected_loss, make_experiment
 
 from codeit import recording
@@ -290,3 +294,31 @@ def test_connection_lost_and_back_within_the_run(mongo_server_factory, tmp_path,
     doc = db.runs.find_one({"_id": run._id})
     assert doc["status"] == "COMPLETED"
     assert db.metrics.find_one({"run_id": run._id, "name": "loss"})["steps"] == [0, 1, 2, 3]
+
+
+# ------------------------------------------------------------------------ scripts/mongo-server
+
+
+def mongo_server_script(command: str, *args: str, env: dict) -> subprocess.CompletedProcess:
+    return subprocess.run([str(MONGO_SERVER), command, *args], check=False, capture_output=True, text=True,
+                          timeout=120, env=env)
+
+
+@pytest.mark.mongo
+def test_mongo_server_stop_and_status_never_install(mongo_url, tmp_path):
+    """stop and status work without mongoeco's environment, and never create it (a pip install)."""
+    env = {**os.environ, "CODEIT_MONGO_VENV": str(tmp_path / "no-venv")}
+    where = ["--port", str(free_port()), "--dir", str(tmp_path / "instance")]
+    stopped = mongo_server_script("stop", *where, env=env)
+    assert stopped.returncode == 0, stopped.stderr
+    assert "not running" in stopped.stderr
+    assert not (tmp_path / "no-venv").exists(), "stop installed mongoeco"
+    status = mongo_server_script("status", *where, env=env)
+    assert status.returncode == 3, status.stdout + status.stderr
+    assert "not running" in status.stdout
+    # a server that runs answers status's ping, sent without pymongo from this environment too
+    port = urllib.parse.urlsplit(mongo_url).port
+    answering = mongo_server_script("status", "--port", str(port), "--dir", str(tmp_path / "other"), env=env)
+    assert answering.returncode == 0, answering.stdout + answering.stderr
+    assert "answers ping" in answering.stdout
+    assert not (tmp_path / "no-venv").exists()
