@@ -585,12 +585,18 @@ def resync(path: str | os.PathLike, mongo_url: str | None = None, *, timeout_ms:
     """Upload a run entry that :class:`SafeMongoObserver` could not save; returns the entry.
 
     ``mongo_url`` defaults to the URL stored in the file (without its password); the file is
-    renamed to ``*.done`` once written.
+    renamed to ``*.done`` once written.  Idempotent: metric points already in the database (same
+    step and time) and artifacts already in GridFS (same name and size, not referenced yet) are
+    not written again, so a second resync -- of the ``.done`` file, or of a copy taken before the
+    first -- changes nothing, and a ``.done`` file keeps its name.
     """
-    import gridfs
+    return _resync(Path(path), mongo_url, timeout_ms)[0]
+
+
+def _resync(path: Path, mongo_url: str | None, timeout_ms: int) -> tuple[dict, dict[str, int]]:
+    """:func:`resync`, also returning how many metric points and artifacts it wrote."""
     import pymongo
 
-    path = Path(path)
     with open(path, "rb") as f:
         record = pickle.load(f)
     if record.get("format") != "codeit-mongo-unsaved-1":
@@ -604,31 +610,66 @@ def resync(path: str | os.PathLike, mongo_url: str | None = None, *, timeout_ms:
         db = client[db_name]
         runs = db[record["runs_collection"]]
         entry = copy.deepcopy(record["run_entry"])
-        info = entry.setdefault("info", {})
+        written = {"metric points": 0, "artifacts": 0}
         if record["metrics_collection"]:
-            metrics = db[record["metrics_collection"]]
-            for name, m in record["pending_metrics"].items():
-                result = metrics.update_one(
-                    {"run_id": entry["_id"], "name": name},
-                    {"$push": {k: {"$each": m[k]} for k in ("steps", "values", "timestamps")}},
-                    upsert=True,
-                )
-                if result.upserted_id is not None:
-                    info.setdefault("metrics", []).append({"name": name, "id": str(result.upserted_id)})
-        fs = gridfs.GridFS(db)
-        for name, filename, metadata, content_type in record["pending_artifacts"]:
-            if not os.path.exists(filename):
-                logger.warning("artifact %r of run %s: %s is gone; not uploaded", name, entry["_id"], filename)
-                continue
-            with open(filename, "rb") as f:
-                file_id = fs.put(f, filename=f"artifact://{runs.name}/{entry['_id']}/{name}",
-                                 metadata=metadata, content_type=content_type)
-            entry.setdefault("artifacts", []).append({"name": name, "file_id": file_id})
+            written["metric points"] = _upload_metrics(db[record["metrics_collection"]], entry,
+                                                       record["pending_metrics"])
+        written["artifacts"] = _upload_artifacts(db, runs.name, entry, record["pending_artifacts"])
         runs.update_one({"_id": entry["_id"]}, {"$set": entry}, upsert=True)
     finally:
         client.close()
-    os.replace(path, path.with_name(path.name + ".done"))
-    return entry
+    if path.suffix != ".done":
+        os.replace(path, path.with_name(path.name + ".done"))
+    return entry, written
+
+
+def _to_ms(t: datetime.datetime) -> datetime.datetime:
+    """A timestamp as MongoDB stores it (milliseconds, no time zone), for comparisons."""
+    return t.replace(microsecond=t.microsecond // 1000 * 1000, tzinfo=None)
+
+
+def _upload_metrics(metrics, entry: dict, pending: dict[str, dict[str, list]]) -> int:
+    """Append the metric points the database lacks; reference every metric document in the entry."""
+    refs = entry.setdefault("info", {}).setdefault("metrics", [])
+    n = 0
+    for name, m in pending.items():
+        query = {"run_id": entry["_id"], "name": name}
+        doc = metrics.find_one(query, {"steps": 1, "timestamps": 1})
+        have = set(zip(doc["steps"], map(_to_ms, doc["timestamps"]))) if doc else set()
+        new = [i for i, key in enumerate(zip(m["steps"], map(_to_ms, m["timestamps"]))) if key not in have]
+        doc_id = doc["_id"] if doc else None
+        if new:
+            result = metrics.update_one(
+                query, {"$push": {k: {"$each": [m[k][i] for i in new]} for k in ("steps", "values", "timestamps")}},
+                upsert=True)
+            doc_id = doc_id or result.upserted_id
+            n += len(new)
+        if doc_id is not None and not any(r.get("name") == name for r in refs):
+            refs.append({"name": name, "id": str(doc_id)})
+    return n
+
+
+def _upload_artifacts(db, runs_name: str, entry: dict, pending: list) -> int:
+    """Put the pending artifacts in GridFS, reusing a stored copy of the same name and size."""
+    import gridfs
+
+    fs = gridfs.GridFS(db)
+    artifacts = entry.setdefault("artifacts", [])
+    n = 0
+    for name, filename, metadata, content_type in pending:
+        if not os.path.exists(filename):
+            logger.warning("artifact %r of run %s: %s is gone; not uploaded", name, entry["_id"], filename)
+            continue
+        gridfs_name = f"artifact://{runs_name}/{entry['_id']}/{name}"
+        used = {a["file_id"] for a in artifacts}
+        stored = next((f._id for f in fs.find({"filename": gridfs_name})
+                       if f._id not in used and f.length == os.path.getsize(filename)), None)
+        if stored is None:
+            with open(filename, "rb") as f:
+                stored = fs.put(f, filename=gridfs_name, metadata=metadata, content_type=content_type)
+            n += 1
+        artifacts.append({"name": name, "file_id": stored})
+    return n
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -644,12 +685,15 @@ def main(args: argparse.Namespace) -> int:
     status = 0
     for name in args.files:
         try:
-            entry = resync(name, args.mongo)
+            entry, written = _resync(Path(name), args.mongo, 5000)
         except Exception as e:  # noqa: BLE001 - report each file and go on
             print(f"{name}: not uploaded: {type(e).__name__}: {e}", file=sys.stderr)
             status = 1
         else:
-            print(f"{name}: run {entry['_id']} uploaded (status {entry.get('status')})")
+            what = ", ".join(f"{v} {k}" for k, v in written.items()) + " written"
+            if not any(written.values()):
+                what = "nothing new to write (already uploaded)"
+            print(f"{name}: run {entry['_id']} in MongoDB (status {entry.get('status')}); {what}")
     return status
 
 

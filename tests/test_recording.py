@@ -6,6 +6,7 @@ gets its own database.  The kill test starts a private server and SIGKILLs it mi
 
 from __future__ import annotations
 
+import argparse
 import json
 import logging
 import os
@@ -37,6 +38,11 @@ SYS_CAPTURE = {"--capture": "sys"}  # Sacred's fd capture fights pytest's own
 
 def client_for(url: str) -> pymongo.MongoClient:
     return pymongo.MongoClient(url, serverSelectionTimeoutMS=5000)
+
+
+def main_resync(*files: Path) -> int:
+    """``python -m codeit.recording resync FILES``, in-process."""
+    return recording.main(argparse.Namespace(action="resync", files=[str(f) for f in files], mongo=None))
 
 
 def run_dirs(root: Path) -> list[Path]:
@@ -254,16 +260,32 @@ def test_server_killed_mid_run(mongo_server_factory, tmp_path, caplog):
     restarted = mongo_server_factory(port=server.port, folder=server.folder)
     db = client_for(restarted.url)[db_name]
     assert db.runs.find_one({"_id": run._id})["status"] == "RUNNING"
+    spare = mongo.unsaved_path.with_name("spare-copy.pickle")  # as if a resync died before its rename
+    spare.write_bytes(mongo.unsaved_path.read_bytes())
     entry = recording.resync(mongo.unsaved_path)
     assert entry["status"] == "COMPLETED"
     assert not mongo.unsaved_path.exists()
-    doc = db.runs.find_one({"_id": run._id})
+    done = mongo.unsaved_path.with_name(mongo.unsaved_path.name + ".done")
+    assert done.exists()
+
+    def uploaded():
+        doc = db.runs.find_one({"_id": run._id})
+        metrics = {m["name"]: m for m in db.metrics.find({"run_id": run._id})}
+        return doc, metrics, db.fs.files.count_documents({})
+
+    doc, metrics, n_files = uploaded()
     assert doc["status"] == "COMPLETED"
     assert "step 5: loss" in doc["captured_out"]
-    loss = db.metrics.find_one({"run_id": run._id, "name": "loss"})
-    assert loss["steps"] == list(range(6))
-    assert loss["values"] == [expected_loss(0.1, s) for s in range(6)]
+    assert metrics["loss"]["steps"] == list(range(6))
+    assert metrics["loss"]["values"] == [expected_loss(0.1, s) for s in range(6)]
     assert [a["name"] for a in doc["artifacts"]] == ["report.txt"]
+    assert {m["name"] for m in doc["info"]["metrics"]} == {"loss", "accuracy"}
+
+    # resync is idempotent: the done file again (`resync runs/mongo-unsaved/*`), then the copy
+    assert main_resync(done) == 0
+    assert not done.with_name(done.name + ".done").exists() and done.exists()
+    assert main_resync(spare) == 0
+    assert uploaded() == (doc, metrics, n_files)
 
 
 @pytest.mark.mongo
