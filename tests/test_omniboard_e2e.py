@@ -1,9 +1,10 @@
 """End to end: two smoke runs of the CodeIt experiment recorded to MongoDB with Sacred's ``-m``,
-Omniboard started by scripts/omniboard, its HTTP API, a screenshot.
+Omniboard started by scripts/omniboard, its HTTP API, and its page in headless Chromium.
 
 Needs the MongoDB-compatible server (see tests/services.py), node + npm (Omniboard is installed
-into .omniboard/ on first use) and Chromium.  The screenshot of the run table with one run's metric
-plot is kept as evidence in ``runs/evidence/omniboard.png`` (or ``$CODEIT_EVIDENCE_DIR``).
+into .omniboard/ on first use) and, for the page, Chromium: without it the page test is skipped
+(a failure where the services are required, as in CI).  The screenshot of the run table with one
+run's metric plot is kept as evidence in ``runs/evidence/omniboard.png`` (or ``$CODEIT_EVIDENCE_DIR``).
 """
 
 from __future__ import annotations
@@ -11,10 +12,11 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import uuid
 from pathlib import Path
 
 import pytest
-from services import REPO, Omniboard, png_size, screenshot
+from services import REPO, Omniboard, chromium_path, drop_database, png_size, screenshot, unavailable
 
 from codeit.experiment import file_record_dir, make_experiment
 
@@ -32,21 +34,26 @@ NAMED = {"a1_no_exit": {"mutation_chunk": 15, "plugins": {"relabel": []}},
 METRIC = "solve_rate_cumulative"
 
 
-@pytest.fixture
-def recorded_runs(mongo_db, tmp_path):
-    url, db_name = mongo_db
-    ex = make_experiment(file_root=tmp_path / "runs", use_env=False, save_git_info=False)
+@pytest.fixture(scope="module")
+def recorded_runs(mongo_url, tmp_path_factory):
+    """Two runs in a database of their own (shared by this module's tests, dropped at the end)."""
+    db_name = f"t_omniboard_e2e_{uuid.uuid4().hex[:8]}"
+    ex = make_experiment(file_root=tmp_path_factory.mktemp("omniboard") / "runs", use_env=False,
+                         save_git_info=False)
     ids, folders = {}, {}
-    for named in NAMED:
-        run = ex.run(named_configs=["smoke", named], config_updates=TEST_SIZE,
-                     options={"--capture": "sys", "--mongo_db": f"{url.rstrip('/')}/{db_name}"})
-        assert run.status == "COMPLETED"
-        ids[named] = run._id
-        folders[named] = file_record_dir(run)
-    return url, db_name, ids, folders
+    try:
+        for named in NAMED:
+            run = ex.run(named_configs=["smoke", named], config_updates=TEST_SIZE,
+                         options={"--capture": "sys", "--mongo_db": f"{mongo_url.rstrip('/')}/{db_name}"})
+            assert run.status == "COMPLETED"
+            ids[named] = run._id
+            folders[named] = file_record_dir(run)
+        yield mongo_url, db_name, ids, folders
+    finally:
+        drop_database(mongo_url, db_name)
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def omniboard(recorded_runs):
     url, db_name, _, _ = recorded_runs
     board = Omniboard(f"{url.rstrip('/')}/{db_name}").start()
@@ -54,7 +61,16 @@ def omniboard(recorded_runs):
     board.stop()
 
 
-def test_omniboard_shows_both_runs_configs_and_metrics(recorded_runs, omniboard, tmp_path):
+@pytest.fixture
+def chromium():
+    path = chromium_path()
+    if path is None:
+        unavailable("Chromium is not installed (Debian: apt-get install -y chromium; .ci/run installs it): "
+                    "the Omniboard page is not checked")
+    return path
+
+
+def test_omniboard_api_shows_both_runs_configs_and_metrics(recorded_runs, omniboard):
     _, db_name, ids, folders = recorded_runs
 
     # the database Omniboard serves
@@ -85,6 +101,10 @@ def test_omniboard_shows_both_runs_configs_and_metrics(recorded_runs, omniboard,
             assert by_name[name]["values"] == on_file[name]["values"]
     a1 = {m["name"]: m for m in omniboard.get("Metrics", query={"run_id": ids["a1_no_exit"]})}
     assert a1["new_policy_entries"]["values"] == [0, 0]
+
+
+def test_omniboard_page_shows_runs_and_metric_plot(recorded_runs, omniboard, chromium, tmp_path):
+    _, _, ids, folders = recorded_runs
 
     # a metric column (the last cumulative solve rate) in the run table, as "+/- Metric Columns" adds it
     column = omniboard.post("Omniboard.Metric.Columns", {"name": "solved_last", "metric_name": METRIC,
