@@ -44,13 +44,16 @@ from __future__ import annotations
 import argparse
 import copy
 import datetime
+import json
 import logging
 import os
 import pickle
+import platform
 import re
 import sys
 import threading
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -58,6 +61,10 @@ from sacred import Experiment
 from sacred.observers import FileStorageObserver, MongoObserver
 from sacred.observers.base import RunObserver
 from sacred.observers.mongo import force_bson_encodeable
+from sacred.run import Run
+from sacred.serializer import flatten
+from sacred.stdout_capturing import flush as flush_std_streams
+from sacred.utils import apply_backspaces_and_linefeeds
 
 from codeit.files import atomic_write
 
@@ -67,8 +74,12 @@ __all__ = [
     "ENV_URL",
     "FileRecordObserver",
     "RecordedExperiment",
+    "RecordedRun",
     "SafeMongoObserver",
+    "flush",
     "make_observers",
+    "mark_interrupted",
+    "mark_resumed",
     "parse_mongo_spec",
     "resync",
 ]
@@ -139,13 +150,32 @@ def _redact(uri: str) -> str:
 
 
 class FileRecordObserver(FileStorageObserver):
-    """Sacred's FileStorageObserver, tolerant of a run id whose folder already exists.
+    """Sacred's FileStorageObserver, tolerant of a run id whose folder already exists, with
+    ``run.json`` and ``metrics.json`` written atomically and the run's process in ``run.json``.
 
     When a MongoObserver runs beside it, the database hands out the run id and this observer uses
     it as the folder name; a folder of that name can already exist (an earlier database, or runs
     recorded to files alone), so the record then goes to ``<id>-1``, ``<id>-2``, ... instead of
     failing the run at its start.
+
+    ``run.json`` gets ``process``: the pid and Sacred's capture file (the temp file its ``fd``
+    capture tees the output to; set when :class:`RecordedExperiment` gives this observer its
+    ``run``), so that :func:`mark_interrupted` can tell whether a RUNNING run's process is gone and
+    recover the output a killed run never flushed.
     """
+
+    run: Run | None = None
+
+    def started_event(self, ex_info, command, host_info, start_time, config, meta_info, _id):
+        run_id = super().started_event(ex_info, command, host_info, start_time, config, meta_info, _id)
+        capture = self.run.capture_file if isinstance(self.run, RecordedRun) else None
+        self.run_entry["process"] = {"pid": os.getpid(), "capture_file": capture}
+        self.save_json(self.run_entry, "run.json")
+        return run_id
+
+    def save_json(self, obj, filename):
+        """Sacred's, atomic: a kill mid-write leaves the previous file, never half of one."""
+        atomic_write(os.path.join(self.dir, filename), json.dumps(flatten(obj), sort_keys=True, indent=2))
 
     def _make_run_dir(self, _id):
         if _id is None:
@@ -329,8 +359,6 @@ class SafeMongoObserver(MongoObserver):
                 self._note_ok()
 
     def heartbeat_event(self, info, captured_out, beat_time, result):
-        from sacred.serializer import flatten
-
         with self._lock:
             if self.run_entry is None:
                 return
@@ -553,7 +581,8 @@ class RecordedExperiment(Experiment):
         spec = options.get("--mongo_db")
         if spec:
             options["--mongo_db"] = None
-        run = super()._create_run(command_name, config_updates, named_configs, info, meta_info, options)
+        run = RecordedRun.adopt(super()._create_run(command_name, config_updates, named_configs, info,
+                                                    meta_info, options))
         if spec:
             run.meta_info["options"]["--mongo_db"] = spec
         if run.unobserved:
@@ -570,12 +599,177 @@ class RecordedExperiment(Experiment):
             uri, db = parse_mongo_spec(os.environ[ENV_URL])
             new.append(SafeMongoObserver(uri, db, file_observer=file_obs, **self._mongo_kwargs()))
         run.observers.extend(new)
+        for observer in run.observers:
+            if isinstance(observer, FileRecordObserver):
+                observer.run = run
         return run
 
     def _mongo_kwargs(self) -> dict[str, Any]:
         kw = dict(self.mongo_options)
         kw.setdefault("failure_dir", Path(self.file_root if self.file_root is not None else "runs") / UNSAVED_DIR)
         return kw
+
+
+# ------------------------------------------------------------------------- flushes, killed runs
+
+
+class RecordedRun(Run):
+    """Sacred's ``Run`` with :meth:`flush`, given to every run of a :class:`RecordedExperiment`.
+
+    Sacred hands metrics, captured output and ``info`` to its observers only at heartbeats (every
+    10 s by default), so a run killed with SIGKILL lost what came after the last one: its
+    ``metrics.json`` lagged an iteration behind its checkpoint.  :meth:`flush` makes that
+    heartbeat now; the loop's reporter calls it (through :func:`flush`) once an iteration is
+    reported, before its checkpoint is written.  Flushes and the heartbeat thread take turns: Sacred's
+    file observer rewrites ``metrics.json`` from what it has read, and two writers at once lose points.
+    """
+
+    _beat_lock: threading.Lock
+
+    @classmethod
+    def adopt(cls, run: Run) -> RecordedRun:
+        """``run`` (made by Sacred, not yet started) as a RecordedRun."""
+        run.__class__ = cls
+        run._beat_lock = threading.Lock()
+        return run
+
+    def flush(self) -> None:
+        """Write the metrics, output and info logged so far to every observer (while running)."""
+        if self.status == "RUNNING" and self.observers:
+            flush_std_streams()  # Python's buffered output into the capture (its tee may still lag)
+            self._emit_heartbeat()
+
+    def _emit_heartbeat(self):
+        with self._beat_lock:
+            super()._emit_heartbeat()
+
+    @property
+    def capture_file(self) -> str | None:
+        """The temp file Sacred's ``fd`` capture tees the output to (None for ``sys``/``no``)."""
+        name = getattr(getattr(self._output_file, "buffer", None), "name", None)
+        return name if isinstance(name, str) and os.path.isfile(name) else None
+
+
+def flush(run: Run) -> None:
+    """:meth:`RecordedRun.flush` (a no-op for any other run)."""
+    if isinstance(run, RecordedRun):
+        run.flush()
+
+
+def _utc(iso: str | None) -> datetime.datetime | None:
+    """A Sacred timestamp (UTC, ISO format, no zone) as a naive datetime."""
+    try:
+        return datetime.datetime.fromisoformat(iso) if iso else None
+    except ValueError:
+        return None
+
+
+def _process_started_at(pid: int) -> float | None:
+    """When process ``pid`` started (epoch seconds; Linux /proc), or None."""
+    try:
+        ticks = int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19])
+        boot = next(int(line.split()[1]) for line in Path("/proc/stat").read_text().splitlines()
+                    if line.startswith("btime "))
+    except (OSError, ValueError, IndexError, StopIteration):
+        return None
+    return boot + ticks / os.sysconf("SC_CLK_TCK")
+
+
+def _process_gone(entry: Mapping[str, Any]) -> bool:
+    """Whether the process of a RUNNING ``run.json`` entry has ended without a final event.
+
+    On the run's own host: its pid is not alive, is this process, or belongs to a process that
+    started after the run (a reused pid).  Elsewhere, or without a recorded pid: its heartbeat is
+    older than three heartbeat intervals (and a minute).
+    """
+    pid = (entry.get("process") or {}).get("pid")
+    start = _utc(entry.get("start_time"))
+    if pid and (entry.get("host") or {}).get("hostname") == platform.node():
+        if pid == os.getpid():
+            return True
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return True
+        except PermissionError:
+            pass
+        started = _process_started_at(pid)
+        return bool(start and started and started > start.replace(tzinfo=datetime.UTC).timestamp() + 5)
+    beat = _utc(entry.get("heartbeat")) or start
+    interval = float(((entry.get("meta") or {}).get("options") or {}).get("--beat-interval") or 10.0)
+    now = datetime.datetime.now(datetime.UTC).replace(tzinfo=None)
+    return beat is not None and (now - beat).total_seconds() > max(60.0, 3 * interval)
+
+
+def mark_interrupted(run_dir: str | os.PathLike, *, resumed_by: Mapping[str, Any] | None = None,
+                     mongo_runs=None) -> bool:
+    """Close the record of a run whose process died without a final event (SIGKILL, OOM killer).
+
+    Its ``run.json`` would say RUNNING forever.  When its process is gone (see ``_process_gone``):
+    status ``INTERRUPTED``, ``stop_time`` = its last heartbeat, ``resumed_by`` when given, and
+    ``cout.txt`` completed from Sacred's capture file (the output after its last heartbeat), which
+    is then deleted from the temp folder.  ``mongo_runs``: a MongoDB ``runs`` collection where the
+    same run (its id, its start time, still RUNNING) is marked too.  Returns whether it marked the
+    run; a run that ended, or whose process still runs, is left alone (with a warning).
+    """
+    run_dir = Path(run_dir)
+    try:
+        entry = json.loads((run_dir / "run.json").read_text())
+    except (OSError, ValueError):
+        return False
+    if entry.get("status") != "RUNNING":
+        return False
+    if not _process_gone(entry):
+        logger.warning("Run %s looks alive (its process or a recent heartbeat): it stays RUNNING.", run_dir)
+        return False
+    entry["status"] = "INTERRUPTED"
+    entry["stop_time"] = entry.get("heartbeat") or entry.get("start_time")
+    if resumed_by:
+        entry["resumed_by"] = dict(resumed_by)
+    capture = (entry.get("process") or {}).get("capture_file")
+    if capture and os.path.isfile(capture):
+        text = Path(capture).read_bytes().decode("utf-8", "replace")
+        atomic_write(run_dir / "cout.txt", apply_backspaces_and_linefeeds(text))
+    atomic_write(run_dir / "run.json", json.dumps(entry, sort_keys=True, indent=2))
+    if capture:
+        Path(capture).unlink(missing_ok=True)
+    if mongo_runs is not None:
+        _mark_interrupted_in_mongo(mongo_runs, run_dir, entry)
+    return True
+
+
+def _mark_interrupted_in_mongo(runs, run_dir: Path, entry: Mapping[str, Any]) -> None:
+    """Mark the MongoDB entry of the file record in ``run_dir`` (folder ``<id>`` or ``<id>-k``)."""
+    m = re.fullmatch(r"(\d+)(?:-\d+)?", run_dir.name)
+    start = _utc(entry.get("start_time"))
+    if m is None or start is None:
+        return
+    ms = datetime.timedelta(milliseconds=1)  # MongoDB keeps milliseconds
+    update = {"status": "INTERRUPTED", "stop_time": _utc(entry["stop_time"])}
+    if entry.get("resumed_by"):
+        update["resumed_by"] = entry["resumed_by"]
+    try:
+        runs.update_one({"_id": int(m[1]), "status": "RUNNING",
+                         "start_time": {"$gte": start - ms, "$lte": start + ms}}, {"$set": update})
+    except Exception as e:  # noqa: BLE001 - the file record is marked; the database is best effort
+        logger.warning("Could not mark run %s INTERRUPTED in MongoDB (%s).", run_dir.name, _short(e))
+
+
+def mark_resumed(resume_from: str | os.PathLike, run: Run) -> bool:
+    """``run`` resumes the run recorded in ``resume_from`` (its folder, or a checkpoint in it): mark that
+    run INTERRUPTED (:func:`mark_interrupted`) in its file record and in ``run``'s MongoDB, if any."""
+    path = Path(resume_from)
+    run_dir = next((d for d in (path, path.parent, path.parent.parent) if (d / "run.json").is_file()), None)
+    if run_dir is None:
+        return False
+    record = next((o.dir for o in run.observers if isinstance(o, FileStorageObserver) and o.dir), None)
+    mongo = next((o for o in run.observers if isinstance(o, MongoObserver)), None)
+    try:
+        return mark_interrupted(run_dir, resumed_by={"run_id": run._id, "run_dir": record},
+                                mongo_runs=None if mongo is None else mongo.runs)
+    except Exception as e:  # noqa: BLE001 - never fail the resumed run over the old one's record
+        logger.warning("Could not mark the resumed run %s INTERRUPTED: %s", run_dir, _short(e))
+        return False
 
 
 # ------------------------------------------------------------------------------------ resync
@@ -679,9 +873,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     p.add_argument("files", nargs="+", help="*.pickle files from <runs>/mongo-unsaved/")
     p.add_argument("--mongo", "-m", default=None,
                    help="database spec (default: the one stored in each file, without a password)")
+    p = sub.add_parser("interrupted", help="mark killed runs (RUNNING, process gone) INTERRUPTED")
+    p.add_argument("run_dirs", nargs="+", help="file-record folders, e.g. runs/7")
+    p.add_argument("--mongo", "-m", default=None, help="database spec: mark the runs there too")
 
 
 def main(args: argparse.Namespace) -> int:
+    return _main_interrupted(args) if args.action == "interrupted" else _main_resync(args)
+
+
+def _main_resync(args: argparse.Namespace) -> int:
     status = 0
     for name in args.files:
         try:
@@ -695,6 +896,24 @@ def main(args: argparse.Namespace) -> int:
                 what = "nothing new to write (already uploaded)"
             print(f"{name}: run {entry['_id']} in MongoDB (status {entry.get('status')}); {what}")
     return status
+
+
+def _main_interrupted(args: argparse.Namespace) -> int:
+    import pymongo
+
+    client = runs = None
+    if args.mongo:
+        uri, db_name = parse_mongo_spec(args.mongo)
+        client = pymongo.MongoClient(uri, serverSelectionTimeoutMS=5000, connectTimeoutMS=5000)
+        runs = client[db_name]["runs"]
+    try:
+        for name in args.run_dirs:
+            marked = mark_interrupted(name, mongo_runs=runs)
+            print(f"{name}: {'marked INTERRUPTED' if marked else 'left as it is (not RUNNING, or alive)'}")
+    finally:
+        if client is not None:
+            client.close()
+    return 0
 
 
 if __name__ == "__main__":

@@ -11,7 +11,9 @@ import json
 import logging
 import os
 import pickle
+import signal
 import subprocess
+import sys
 import time
 import urllib.parse
 from pathlib import Path
@@ -43,6 +45,12 @@ def client_for(url: str) -> pymongo.MongoClient:
 def main_resync(*files: Path) -> int:
     """``python -m codeit.recording resync FILES``, in-process."""
     return recording.main(argparse.Namespace(action="resync", files=[str(f) for f in files], mongo=None))
+
+
+def main_interrupted(*folders: Path, mongo: str | None = None) -> int:
+    """``python -m codeit.recording interrupted FOLDERS [--mongo SPEC]``, in-process."""
+    return recording.main(argparse.Namespace(action="interrupted", run_dirs=[str(f) for f in folders],
+                                             mongo=mongo))
 
 
 def run_dirs(root: Path) -> list[Path]:
@@ -316,6 +324,66 @@ def test_connection_lost_and_back_within_the_run(mongo_server_factory, tmp_path,
     doc = db.runs.find_one({"_id": run._id})
     assert doc["status"] == "COMPLETED"
     assert db.metrics.find_one({"run_id": run._id, "name": "loss"})["steps"] == [0, 1, 2, 3]
+
+
+KILLED_RUN = """
+import sys, time
+sys.path.insert(0, {tests!r})
+from tiny_experiment import make_experiment
+from codeit.recording import RecordedExperiment, flush
+
+def hook(step, run):
+    if step == 2:
+        flush(run)
+        print("flushed", flush=True)
+        time.sleep(600)
+
+ex = make_experiment(experiment_class=RecordedExperiment, file_root={root!r}, use_env=False, hook=hook)
+ex.run(options={{"--mongo_db": {mongo!r}, "--beat-interval": "600"}})
+"""
+
+
+@pytest.mark.mongo
+def test_killed_run_flushed_then_marked_interrupted(mongo_db, tmp_path):
+    """flush() writes metrics to every observer at once; a SIGKILLed run is then closed in both records."""
+    url, db_name = mongo_db
+    script = KILLED_RUN.format(tests=str(Path(__file__).parent), root=str(tmp_path / "runs"),
+                               mongo=f"{url.rstrip('/')}/{db_name}")
+    env = {**os.environ, "TMPDIR": str(tmp_path)}
+    proc = subprocess.Popen([sys.executable, "-c", script], env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.DEVNULL, start_new_session=True, text=True)
+    try:
+        for line in proc.stdout:  # the run's own output, tee'd by Sacred's fd capture
+            if line.strip() == "flushed":
+                break
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    (folder,) = run_dirs(tmp_path / "runs")
+    db = client_for(url)[db_name]
+    doc = db.runs.find_one({"_id": int(folder.name)})
+    assert doc["status"] == "RUNNING"
+    # no heartbeat came (-b 600): flush() wrote steps 0..2 to both records
+    assert db.metrics.find_one({"run_id": doc["_id"], "name": "loss"})["steps"] == [0, 1, 2]
+    assert json.loads((folder / "metrics.json").read_text())["loss"]["steps"] == [0, 1, 2]
+    run_json = json.loads((folder / "run.json").read_text())
+    capture = Path(run_json["process"]["capture_file"])
+    assert capture.parent == tmp_path
+    while b"flushed" not in capture.read_bytes():  # Sacred's tee process writes it a moment later
+        time.sleep(0.05)
+    assert "flushed" not in (folder / "cout.txt").read_text()  # printed after the flush
+
+    assert main_interrupted(folder, mongo=f"{url.rstrip('/')}/{db_name}") == 0
+    run_json = json.loads((folder / "run.json").read_text())
+    assert run_json["status"] == "INTERRUPTED"
+    assert run_json["stop_time"] == run_json["heartbeat"]
+    assert "flushed" in (folder / "cout.txt").read_text()  # recovered from the capture file
+    assert not capture.exists()
+    doc = db.runs.find_one({"_id": doc["_id"]})
+    assert doc["status"] == "INTERRUPTED"
+    assert doc["stop_time"].isoformat(timespec="milliseconds") == run_json["stop_time"][:23]
+    # a second time changes nothing
+    assert not recording.mark_interrupted(folder, mongo_runs=db.runs)
 
 
 # ------------------------------------------------------------------------ scripts/mongo-server
