@@ -32,6 +32,14 @@ its Mongo document keeps status RUNNING with a stale heartbeat (Omniboard: "prob
 database is unreachable when a run *starts*, the run fails at once with a clear error (Sacred's
 rule: an observer that cannot start fails the run).
 
+A run killed with SIGKILL sends no final event.  :class:`RecordedRun` (every run of a
+:class:`RecordedExperiment`) can :meth:`~RecordedRun.flush` its metrics and output at once (the
+CodeIt loop does after each iteration, before its checkpoint), the file record is written
+atomically and names the run's process, and :func:`mark_interrupted` (called by ``resume_from``
+through :func:`mark_resumed`, or ``python -m codeit.recording interrupted runs/7``) closes a killed
+run's record.  For Omniboard, the observer tags each run with its named configs and gives the
+database default metric columns and plotted metrics (:func:`omniboard_defaults`).
+
 Database specs (``mongo_url``, ``-m``, ``CODEIT_MONGO_URL``): ``HOST:PORT:DB`` (Sacred's ``-m``
 form), ``HOST:PORT``, a bare ``DB`` (on the server of ``CODEIT_MONGO_URL``, else
 127.0.0.1:27017), or a ``mongodb://`` URI whose path names the database.  Without a database name
@@ -80,8 +88,10 @@ __all__ = [
     "make_observers",
     "mark_interrupted",
     "mark_resumed",
+    "omniboard_defaults",
     "parse_mongo_spec",
     "resync",
+    "tag_named_configs",
 ]
 
 logger = logging.getLogger(__name__)
@@ -206,7 +216,9 @@ class SafeMongoObserver(MongoObserver):
     are found again when their source file is gone, and is named in messages.  ``timeout_ms`` bounds
     server selection and connecting, ``socket_timeout_ms`` one operation; while the database is lost,
     writes are retried at most every ``retry_after_s`` seconds (on heartbeats), and the final save
-    makes at most ``final_attempts`` attempts.  Other keyword arguments go to ``MongoObserver``.
+    makes at most ``final_attempts`` attempts.  ``omniboard``: tag each run with its named configs
+    and give the database Omniboard's defaults (:func:`omniboard_defaults`).  Other keyword
+    arguments go to ``MongoObserver``.
     """
 
     def __init__(
@@ -220,6 +232,7 @@ class SafeMongoObserver(MongoObserver):
         socket_timeout_ms: int = 30000,
         final_attempts: int = 3,
         retry_after_s: float = 5.0,
+        omniboard: bool = True,
         **kwargs: Any,
     ):
         import pymongo
@@ -238,6 +251,7 @@ class SafeMongoObserver(MongoObserver):
         self.file_observer = file_observer
         self.final_attempts = max(1, int(final_attempts))
         self.retry_after_s = float(retry_after_s)
+        self.omniboard = bool(omniboard)
         self._lock = threading.RLock()
         self._started = False
         self._final = False  # a final event began: the heartbeat thread no longer touches the network
@@ -336,7 +350,23 @@ class SafeMongoObserver(MongoObserver):
                 "or record to files only."
             ) from e
         self._started = True
+        if self.omniboard:
+            self._omniboard_start(run_id, meta_info)
         return run_id
+
+    def _omniboard_start(self, run_id, meta_info) -> None:
+        """The run's named configs as its Omniboard tags, and the database's Omniboard defaults.
+
+        The tags are set once, outside ``run_entry``: the entry is written again at every heartbeat
+        and would undo tags edited in Omniboard meanwhile.
+        """
+        try:
+            named = [str(n) for n in (meta_info or {}).get("named_configs") or []]
+            if named:
+                self.runs.update_one({"_id": run_id}, {"$set": {"omniboard.tags": named}})
+            omniboard_defaults(self.runs.database)
+        except Exception as e:  # noqa: BLE001 - conveniences for the dashboard never fail a run
+            logger.warning("Could not set Omniboard tags/defaults for run %s (%s).", run_id, _short(e))
 
     def queued_event(self, *args, **kwargs):
         run_id = super().queued_event(*args, **kwargs)
@@ -505,6 +535,47 @@ class SafeMongoObserver(MongoObserver):
         }
         atomic_write(path, lambda f: pickle.dump(record, f))
         return path
+
+
+# ---------------------------------------------------------------------------- Omniboard defaults
+
+#: the run table's default metric columns (Omniboard 2.16.1's ``omniboard.metric.columns``): the
+#: last value of the final, cumulative and policy-only solve rates
+OMNIBOARD_METRIC_COLUMNS = tuple({"name": m, "metric_name": m, "extrema": "last"}
+                                 for m in ("solve_rate", "solve_rate_cumulative", "solve_rate_policy_only"))
+#: the metrics a run's plot selects when the browser has no selection of its own (Omniboard plots
+#: all of them, so throughput in the tens of thousands flattens the solve rates); read by the page
+#: script that scripts/omniboard-preload.js adds to Omniboard
+OMNIBOARD_PLOT_METRICS = ("solve_rate", "solve_rate_cumulative", "solve_rate_policy_only")
+#: the ``omniboard.settings`` document holding :data:`OMNIBOARD_PLOT_METRICS`; its presence also
+#: means the defaults were given, so columns a user deleted in Omniboard stay deleted
+OMNIBOARD_PLOT_SETTING = "codeit_plot_metrics"
+
+
+def omniboard_defaults(db, metric_columns=OMNIBOARD_METRIC_COLUMNS, plot_metrics=OMNIBOARD_PLOT_METRICS) -> bool:
+    """Give a database's Omniboard its defaults once: metric columns (``omniboard.metric.columns``)
+    and the plot's default metrics (an ``omniboard.settings`` document).  Returns whether it did."""
+    settings = db["omniboard.settings"]
+    if settings.find_one({"name": OMNIBOARD_PLOT_SETTING}) is not None:
+        return False
+    columns = db["omniboard.metric.columns"]
+    for column in metric_columns:
+        if columns.find_one({"name": column["name"]}) is None:
+            columns.insert_one(dict(column))
+    settings.update_one({"name": OMNIBOARD_PLOT_SETTING}, {"$set": {"value": list(plot_metrics)}}, upsert=True)
+    return True
+
+
+def tag_named_configs(runs) -> int:
+    """Tag the runs of a ``runs`` collection that have no Omniboard tags with their named configs
+    (runs recorded before the observer did it); returns how many."""
+    n = 0
+    for doc in runs.find({"omniboard.tags": {"$exists": False}}, {"meta.named_configs": 1}):
+        named = [str(x) for x in (doc.get("meta") or {}).get("named_configs") or []]
+        if named:
+            runs.update_one({"_id": doc["_id"]}, {"$set": {"omniboard.tags": named}})
+            n += 1
+    return n
 
 
 # -------------------------------------------------------------------------------- the factory
@@ -873,13 +944,31 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     p.add_argument("files", nargs="+", help="*.pickle files from <runs>/mongo-unsaved/")
     p.add_argument("--mongo", "-m", default=None,
                    help="database spec (default: the one stored in each file, without a password)")
+    p = sub.add_parser("omniboard", help="give a database Omniboard's defaults; tag untagged runs")
+    p.add_argument("--mongo", "-m", default=None, help="database spec (default: $CODEIT_MONGO_URL)")
     p = sub.add_parser("interrupted", help="mark killed runs (RUNNING, process gone) INTERRUPTED")
     p.add_argument("run_dirs", nargs="+", help="file-record folders, e.g. runs/7")
     p.add_argument("--mongo", "-m", default=None, help="database spec: mark the runs there too")
 
 
 def main(args: argparse.Namespace) -> int:
-    return _main_interrupted(args) if args.action == "interrupted" else _main_resync(args)
+    return {"interrupted": _main_interrupted, "omniboard": _main_omniboard}.get(args.action, _main_resync)(args)
+
+
+def _main_omniboard(args: argparse.Namespace) -> int:
+    import pymongo
+
+    uri, db_name = parse_mongo_spec(args.mongo or os.environ.get(ENV_URL) or DEFAULT_SERVER)
+    client = pymongo.MongoClient(uri, serverSelectionTimeoutMS=5000, connectTimeoutMS=5000)
+    try:
+        db = client[db_name]
+        given = omniboard_defaults(db)
+        tagged = tag_named_configs(db["runs"])
+    finally:
+        client.close()
+    print(f"{_redact(uri)} (database {db_name!r}): Omniboard defaults "
+          f"{'given' if given else 'already there'}; {tagged} runs tagged with their named configs")
+    return 0
 
 
 def _main_resync(args: argparse.Namespace) -> int:

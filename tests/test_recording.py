@@ -119,6 +119,7 @@ def test_completed_run_is_recorded(mongo_db, tmp_path):
     assert doc["status"] == "COMPLETED"
     assert doc["config"]["lr"] == 0.5 and doc["config"]["steps"] == 4 and doc["config"]["width"] == 4
     assert doc["meta"]["named_configs"] == ["small"]
+    assert doc["omniboard"]["tags"] == ["small"]  # Omniboard's Tags column
     assert doc["result"] == pytest.approx(expected_loss(0.5, 3))
     assert "step 3: loss" in doc["captured_out"]
     metrics = {m["name"]: m for m in db.metrics.find({"run_id": run._id})}
@@ -189,6 +190,41 @@ def test_dash_m_on_a_recorded_experiment_uses_the_safe_observer(mongo_db, tmp_pa
         options={**SYS_CAPTURE, "--mongo_db": f"{url.rstrip('/')}/{db_name}"})
     assert run3.meta_info["options"]["--mongo_db"].endswith(db_name)
     assert client_for(url)[db_name].runs.count_documents({"status": "COMPLETED"}) == 3
+
+
+@pytest.mark.mongo
+def test_omniboard_defaults_are_given_once_and_tags_are_not_undone(mongo_db, tmp_path):
+    url, db_name = mongo_db
+    db = client_for(url)[db_name]
+
+    def edit_tags(step, _run):
+        if step == 1:  # as Omniboard's tag editor does, while heartbeats rewrite the run's entry
+            db.runs.update_one({"_id": _run._id}, {"$set": {"omniboard.tags": ["small", "mine"]}})
+            time.sleep(0.6)
+
+    run = make_experiment(make_observers(tmp_path / "runs", url, db_name=db_name), hook=edit_tags).run(
+        named_configs=["small"], options={**SYS_CAPTURE, "--beat-interval": "0.2"})
+    assert db.runs.find_one({"_id": run._id})["omniboard"]["tags"] == ["small", "mine"]
+    columns = [(c["name"], c["metric_name"], c["extrema"]) for c in db["omniboard.metric.columns"].find()]
+    assert columns == [(m, m, "last") for m in ("solve_rate", "solve_rate_cumulative", "solve_rate_policy_only")]
+    setting = db["omniboard.settings"].find_one({"name": recording.OMNIBOARD_PLOT_SETTING})
+    assert setting["value"] == list(recording.OMNIBOARD_PLOT_METRICS)
+
+    # once: a column the user deleted stays deleted
+    db["omniboard.metric.columns"].delete_one({"name": "solve_rate"})
+    assert not recording.omniboard_defaults(db)
+    make_experiment(make_observers(tmp_path / "runs", url, db_name=db_name)).run(options=SYS_CAPTURE)
+    assert db["omniboard.metric.columns"].count_documents({}) == 2
+
+    # runs recorded without tags get them from the command line (its defaults are already given)
+    untagged = make_experiment(make_observers(tmp_path / "runs", url, db_name=db_name, omniboard=False)).run(
+        named_configs=["large"], options=SYS_CAPTURE)
+    assert "omniboard" not in db.runs.find_one({"_id": untagged._id})
+    args = argparse.Namespace(action="omniboard", mongo=f"{url.rstrip('/')}/{db_name}")
+    assert recording.main(args) == 0
+    assert db.runs.find_one({"_id": untagged._id})["omniboard"]["tags"] == ["large"]
+    assert db.runs.find_one({"_id": run._id})["omniboard"]["tags"] == ["small", "mine"]
+    assert db["omniboard.metric.columns"].count_documents({}) == 2
 
 
 def test_unreachable_database_fails_the_start_quickly(tmp_path):
