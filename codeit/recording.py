@@ -175,6 +175,9 @@ class FileRecordObserver(FileStorageObserver):
     """
 
     run: Run | None = None
+    #: one writer at a time: events come from the main thread and from Sacred's heartbeat thread,
+    #: and two atomic writes of one file would share its temporary file
+    _save_lock = threading.Lock()
 
     def started_event(self, ex_info, command, host_info, start_time, config, meta_info, _id):
         run_id = super().started_event(ex_info, command, host_info, start_time, config, meta_info, _id)
@@ -185,7 +188,8 @@ class FileRecordObserver(FileStorageObserver):
 
     def save_json(self, obj, filename):
         """Sacred's, atomic: a kill mid-write leaves the previous file, never half of one."""
-        atomic_write(os.path.join(self.dir, filename), json.dumps(flatten(obj), sort_keys=True, indent=2))
+        with self._save_lock:
+            atomic_write(os.path.join(self.dir, filename), json.dumps(flatten(obj), sort_keys=True, indent=2))
 
     def _make_run_dir(self, _id):
         if _id is None:
@@ -798,6 +802,8 @@ def mark_interrupted(run_dir: str | os.PathLike, *, resumed_by: Mapping[str, Any
     if resumed_by:
         entry["resumed_by"] = dict(resumed_by)
     capture = (entry.get("process") or {}).get("capture_file")
+    if capture and not Path(capture).name.startswith("tmp"):
+        capture = None  # not a temp file Sacred made: neither read nor deleted
     if capture and os.path.isfile(capture):
         text = Path(capture).read_bytes().decode("utf-8", "replace")
         atomic_write(run_dir / "cout.txt", apply_backspaces_and_linefeeds(text))
