@@ -34,7 +34,7 @@ from sacred.utils import ConfigAddedError, SacredError, apply_backspaces_and_lin
 
 from codeit.config import NAMED_CONFIGS, PAPER_CONFIG, merge_config
 from codeit.errors import UserError, debug_enabled
-from codeit.recording import RecordedExperiment
+from codeit.recording import RecordedExperiment, flush, mark_resumed
 from codeit.run.checkpoint import find_checkpoint
 from codeit.run.loop import CodeItLoop
 from codeit.run.state import is_timing_metric
@@ -177,8 +177,10 @@ class SacredReporter:
 
     def __init__(self, run) -> None:
         self.run = run
+        self.live = False  # metrics replayed from a checkpoint come before codeit_run_start
 
     def codeit_run_start(self, buffer, start_iteration: int) -> None:
+        self.live = True
         if start_iteration == 0:
             sources: dict[str, int] = {}
             for entry in buffer:
@@ -188,6 +190,8 @@ class SacredReporter:
     def codeit_metrics(self, iteration: int, metrics: Mapping[str, float]) -> None:
         for name, value in metrics.items():
             self.run.log_scalar(name, float(value), int(iteration))
+        if self.live:
+            flush(self.run)  # on file before the checkpoint: a killed run's record is complete up to it
 
     def codeit_solution_found(self, task, iteration: int, source: str) -> None:
         print(f"  solved {task.key} at iteration {iteration + 1} ({source})", flush=True)
@@ -283,6 +287,7 @@ def run_codeit(run, config: dict[str, Any], seed: int, plugins: list) -> dict[st
     resume = None
     if config.get("resume_from") not in (None, ""):
         resume = resolve_run_dir(config["resume_from"], run)
+        mark_resumed(resume, run)  # the killed run's record: INTERRUPTED, its output recovered
     pm = get_plugin_manager(config, plugins=[*plugins, ("sacred_reporter", SacredReporter(run))])
     loop = CodeItLoop(config, pm, work_dir=work_dir, artifact_sink=artifact_sink(run), resume_from=resume,
                       seed=seed)
@@ -316,6 +321,7 @@ def run_mutation_baseline(run, config: dict[str, Any], seed: int, plugins: list)
 
     if config.get("resume_from") not in (None, ""):
         out = resolve_run_dir(config["resume_from"], run) / "mutation_baseline"
+        mark_resumed(out.parent, run)
         run.info["resumed_from"] = {"run_dir": str(out.parent), "run_id": out.parent.name}
     else:
         out = _work_dir(run, config) / "mutation_baseline"

@@ -32,6 +32,14 @@ its Mongo document keeps status RUNNING with a stale heartbeat (Omniboard: "prob
 database is unreachable when a run *starts*, the run fails at once with a clear error (Sacred's
 rule: an observer that cannot start fails the run).
 
+A run killed with SIGKILL sends no final event.  :class:`RecordedRun` (every run of a
+:class:`RecordedExperiment`) can :meth:`~RecordedRun.flush` its metrics and output at once (the
+CodeIt loop does after each iteration, before its checkpoint), the file record is written
+atomically and names the run's process, and :func:`mark_interrupted` (called by ``resume_from``
+through :func:`mark_resumed`, or ``python -m codeit.recording interrupted runs/7``) closes a killed
+run's record.  For Omniboard, the observer tags each run with its named configs and gives the
+database default metric columns and plotted metrics (:func:`omniboard_defaults`).
+
 Database specs (``mongo_url``, ``-m``, ``CODEIT_MONGO_URL``): ``HOST:PORT:DB`` (Sacred's ``-m``
 form), ``HOST:PORT``, a bare ``DB`` (on the server of ``CODEIT_MONGO_URL``, else
 127.0.0.1:27017), or a ``mongodb://`` URI whose path names the database.  Without a database name
@@ -44,13 +52,16 @@ from __future__ import annotations
 import argparse
 import copy
 import datetime
+import json
 import logging
 import os
 import pickle
+import platform
 import re
 import sys
 import threading
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -58,6 +69,10 @@ from sacred import Experiment
 from sacred.observers import FileStorageObserver, MongoObserver
 from sacred.observers.base import RunObserver
 from sacred.observers.mongo import force_bson_encodeable
+from sacred.run import Run
+from sacred.serializer import flatten
+from sacred.stdout_capturing import flush as flush_std_streams
+from sacred.utils import apply_backspaces_and_linefeeds
 
 from codeit.errors import UserError
 from codeit.files import atomic_write
@@ -68,10 +83,16 @@ __all__ = [
     "ENV_URL",
     "FileRecordObserver",
     "RecordedExperiment",
+    "RecordedRun",
     "SafeMongoObserver",
+    "flush",
     "make_observers",
+    "mark_interrupted",
+    "mark_resumed",
+    "omniboard_defaults",
     "parse_mongo_spec",
     "resync",
+    "tag_named_configs",
 ]
 
 logger = logging.getLogger(__name__)
@@ -140,13 +161,36 @@ def _redact(uri: str) -> str:
 
 
 class FileRecordObserver(FileStorageObserver):
-    """Sacred's FileStorageObserver, tolerant of a run id whose folder already exists.
+    """Sacred's FileStorageObserver, tolerant of a run id whose folder already exists, with
+    ``run.json`` and ``metrics.json`` written atomically and the run's process in ``run.json``.
 
     When a MongoObserver runs beside it, the database hands out the run id and this observer uses
     it as the folder name; a folder of that name can already exist (an earlier database, or runs
     recorded to files alone), so the record then goes to ``<id>-1``, ``<id>-2``, ... instead of
     failing the run at its start.
+
+    ``run.json`` gets ``process``: the pid and Sacred's capture file (the temp file its ``fd``
+    capture tees the output to; set when :class:`RecordedExperiment` gives this observer its
+    ``run``), so that :func:`mark_interrupted` can tell whether a RUNNING run's process is gone and
+    recover the output a killed run never flushed.
     """
+
+    run: Run | None = None
+    #: one writer at a time: events come from the main thread and from Sacred's heartbeat thread,
+    #: and two atomic writes of one file would share its temporary file
+    _save_lock = threading.Lock()
+
+    def started_event(self, ex_info, command, host_info, start_time, config, meta_info, _id):
+        run_id = super().started_event(ex_info, command, host_info, start_time, config, meta_info, _id)
+        capture = self.run.capture_file if isinstance(self.run, RecordedRun) else None
+        self.run_entry["process"] = {"pid": os.getpid(), "capture_file": capture}
+        self.save_json(self.run_entry, "run.json")
+        return run_id
+
+    def save_json(self, obj, filename):
+        """Sacred's, atomic: a kill mid-write leaves the previous file, never half of one."""
+        with self._save_lock:
+            atomic_write(os.path.join(self.dir, filename), json.dumps(flatten(obj), sort_keys=True, indent=2))
 
     def _make_run_dir(self, _id):
         if _id is None:
@@ -187,7 +231,9 @@ class SafeMongoObserver(MongoObserver):
     are found again when their source file is gone, and is named in messages.  ``timeout_ms`` bounds
     server selection and connecting, ``socket_timeout_ms`` one operation; while the database is lost,
     writes are retried at most every ``retry_after_s`` seconds (on heartbeats), and the final save
-    makes at most ``final_attempts`` attempts.  Other keyword arguments go to ``MongoObserver``.
+    makes at most ``final_attempts`` attempts.  ``omniboard``: tag each run with its named configs
+    and give the database Omniboard's defaults (:func:`omniboard_defaults`).  Other keyword
+    arguments go to ``MongoObserver``.
     """
 
     def __init__(
@@ -201,6 +247,7 @@ class SafeMongoObserver(MongoObserver):
         socket_timeout_ms: int = 30000,
         final_attempts: int = 3,
         retry_after_s: float = 5.0,
+        omniboard: bool = True,
         **kwargs: Any,
     ):
         import pymongo
@@ -219,6 +266,7 @@ class SafeMongoObserver(MongoObserver):
         self.file_observer = file_observer
         self.final_attempts = max(1, int(final_attempts))
         self.retry_after_s = float(retry_after_s)
+        self.omniboard = bool(omniboard)
         self._lock = threading.RLock()
         self._started = False
         self._final = False  # a final event began: the heartbeat thread no longer touches the network
@@ -317,6 +365,8 @@ class SafeMongoObserver(MongoObserver):
                 "or record to files only."
             ) from e
         self._started = True
+        if self.omniboard:
+            self._omniboard_start(run_id, meta_info)
         return run_id
 
     def insert(self):
@@ -339,6 +389,20 @@ class SafeMongoObserver(MongoObserver):
             except pymongo.errors.DuplicateKeyError:
                 continue  # another run took it meanwhile
 
+    def _omniboard_start(self, run_id, meta_info) -> None:
+        """The run's named configs as its Omniboard tags, and the database's Omniboard defaults.
+
+        The tags are set once, outside ``run_entry``: the entry is written again at every heartbeat
+        and would undo tags edited in Omniboard meanwhile.
+        """
+        try:
+            named = [str(n) for n in (meta_info or {}).get("named_configs") or []]
+            if named:
+                self.runs.update_one({"_id": run_id}, {"$set": {"omniboard.tags": named}})
+            omniboard_defaults(self.runs.database)
+        except Exception as e:  # noqa: BLE001 - conveniences for the dashboard never fail a run
+            logger.warning("Could not set Omniboard tags/defaults for run %s (%s).", run_id, _short(e))
+
     def queued_event(self, *args, **kwargs):
         run_id = super().queued_event(*args, **kwargs)
         self._started = True
@@ -360,8 +424,6 @@ class SafeMongoObserver(MongoObserver):
                 self._note_ok()
 
     def heartbeat_event(self, info, captured_out, beat_time, result):
-        from sacred.serializer import flatten
-
         with self._lock:
             if self.run_entry is None:
                 return
@@ -510,6 +572,47 @@ class SafeMongoObserver(MongoObserver):
         return path
 
 
+# ---------------------------------------------------------------------------- Omniboard defaults
+
+#: the run table's default metric columns (Omniboard 2.16.1's ``omniboard.metric.columns``): the
+#: last value of the final, cumulative and policy-only solve rates
+OMNIBOARD_METRIC_COLUMNS = tuple({"name": m, "metric_name": m, "extrema": "last"}
+                                 for m in ("solve_rate", "solve_rate_cumulative", "solve_rate_policy_only"))
+#: the metrics a run's plot selects when the browser has no selection of its own (Omniboard plots
+#: all of them, so throughput in the tens of thousands flattens the solve rates); read by the page
+#: script that scripts/omniboard-preload.js adds to Omniboard
+OMNIBOARD_PLOT_METRICS = ("solve_rate", "solve_rate_cumulative", "solve_rate_policy_only")
+#: the ``omniboard.settings`` document holding :data:`OMNIBOARD_PLOT_METRICS`; its presence also
+#: means the defaults were given, so columns a user deleted in Omniboard stay deleted
+OMNIBOARD_PLOT_SETTING = "codeit_plot_metrics"
+
+
+def omniboard_defaults(db, metric_columns=OMNIBOARD_METRIC_COLUMNS, plot_metrics=OMNIBOARD_PLOT_METRICS) -> bool:
+    """Give a database's Omniboard its defaults once: metric columns (``omniboard.metric.columns``)
+    and the plot's default metrics (an ``omniboard.settings`` document).  Returns whether it did."""
+    settings = db["omniboard.settings"]
+    if settings.find_one({"name": OMNIBOARD_PLOT_SETTING}) is not None:
+        return False
+    columns = db["omniboard.metric.columns"]
+    for column in metric_columns:
+        if columns.find_one({"name": column["name"]}) is None:
+            columns.insert_one(dict(column))
+    settings.update_one({"name": OMNIBOARD_PLOT_SETTING}, {"$set": {"value": list(plot_metrics)}}, upsert=True)
+    return True
+
+
+def tag_named_configs(runs) -> int:
+    """Tag the runs of a ``runs`` collection that have no Omniboard tags with their named configs
+    (runs recorded before the observer did it); returns how many."""
+    n = 0
+    for doc in runs.find({"omniboard.tags": {"$exists": False}}, {"meta.named_configs": 1}):
+        named = [str(x) for x in (doc.get("meta") or {}).get("named_configs") or []]
+        if named:
+            runs.update_one({"_id": doc["_id"]}, {"$set": {"omniboard.tags": named}})
+            n += 1
+    return n
+
+
 # -------------------------------------------------------------------------------- the factory
 
 
@@ -584,7 +687,8 @@ class RecordedExperiment(Experiment):
         spec = options.get("--mongo_db")
         if spec:
             options["--mongo_db"] = None
-        run = super()._create_run(command_name, config_updates, named_configs, info, meta_info, options)
+        run = RecordedRun.adopt(super()._create_run(command_name, config_updates, named_configs, info,
+                                                    meta_info, options))
         if spec:
             run.meta_info["options"]["--mongo_db"] = spec
         if run.unobserved:
@@ -601,12 +705,179 @@ class RecordedExperiment(Experiment):
             uri, db = parse_mongo_spec(os.environ[ENV_URL])
             new.append(SafeMongoObserver(uri, db, file_observer=file_obs, **self._mongo_kwargs()))
         run.observers.extend(new)
+        for observer in run.observers:
+            if isinstance(observer, FileRecordObserver):
+                observer.run = run
         return run
 
     def _mongo_kwargs(self) -> dict[str, Any]:
         kw = dict(self.mongo_options)
         kw.setdefault("failure_dir", Path(self.file_root if self.file_root is not None else "runs") / UNSAVED_DIR)
         return kw
+
+
+# ------------------------------------------------------------------------- flushes, killed runs
+
+
+class RecordedRun(Run):
+    """Sacred's ``Run`` with :meth:`flush`, given to every run of a :class:`RecordedExperiment`.
+
+    Sacred hands metrics, captured output and ``info`` to its observers only at heartbeats (every
+    10 s by default), so a run killed with SIGKILL lost what came after the last one: its
+    ``metrics.json`` lagged an iteration behind its checkpoint.  :meth:`flush` makes that
+    heartbeat now; the loop's reporter calls it (through :func:`flush`) once an iteration is
+    reported, before its checkpoint is written.  Flushes and the heartbeat thread take turns: Sacred's
+    file observer rewrites ``metrics.json`` from what it has read, and two writers at once lose points.
+    """
+
+    _beat_lock: threading.Lock
+
+    @classmethod
+    def adopt(cls, run: Run) -> RecordedRun:
+        """``run`` (made by Sacred, not yet started) as a RecordedRun."""
+        run.__class__ = cls
+        run._beat_lock = threading.Lock()
+        return run
+
+    def flush(self) -> None:
+        """Write the metrics, output and info logged so far to every observer (while running)."""
+        if self.status == "RUNNING" and self.observers:
+            flush_std_streams()  # Python's buffered output into the capture (its tee may still lag)
+            self._emit_heartbeat()
+
+    def _emit_heartbeat(self):
+        with self._beat_lock:
+            super()._emit_heartbeat()
+
+    @property
+    def capture_file(self) -> str | None:
+        """The temp file Sacred's ``fd`` capture tees the output to (None for ``sys``/``no``)."""
+        name = getattr(getattr(self._output_file, "buffer", None), "name", None)
+        return name if isinstance(name, str) and os.path.isfile(name) else None
+
+
+def flush(run: Run) -> None:
+    """:meth:`RecordedRun.flush` (a no-op for any other run)."""
+    if isinstance(run, RecordedRun):
+        run.flush()
+
+
+def _utc(iso: str | None) -> datetime.datetime | None:
+    """A Sacred timestamp (UTC, ISO format, no zone) as a naive datetime."""
+    try:
+        return datetime.datetime.fromisoformat(iso) if iso else None
+    except ValueError:
+        return None
+
+
+def _process_started_at(pid: int) -> float | None:
+    """When process ``pid`` started (epoch seconds; Linux /proc), or None."""
+    try:
+        ticks = int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19])
+        boot = next(int(line.split()[1]) for line in Path("/proc/stat").read_text().splitlines()
+                    if line.startswith("btime "))
+    except (OSError, ValueError, IndexError, StopIteration):
+        return None
+    return boot + ticks / os.sysconf("SC_CLK_TCK")
+
+
+def _process_gone(entry: Mapping[str, Any]) -> bool:
+    """Whether the process of a RUNNING ``run.json`` entry has ended without a final event.
+
+    On the run's own host: its pid is not alive, is this process, or belongs to a process that
+    started after the run (a reused pid).  Elsewhere, or without a recorded pid: its heartbeat is
+    older than three heartbeat intervals (and a minute).
+    """
+    pid = (entry.get("process") or {}).get("pid")
+    start = _utc(entry.get("start_time"))
+    if pid and (entry.get("host") or {}).get("hostname") == platform.node():
+        if pid == os.getpid():
+            return True
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return True
+        except PermissionError:
+            pass
+        started = _process_started_at(pid)
+        return bool(start and started and started > start.replace(tzinfo=datetime.UTC).timestamp() + 5)
+    beat = _utc(entry.get("heartbeat")) or start
+    interval = float(((entry.get("meta") or {}).get("options") or {}).get("--beat-interval") or 10.0)
+    now = datetime.datetime.now(datetime.UTC).replace(tzinfo=None)
+    return beat is not None and (now - beat).total_seconds() > max(60.0, 3 * interval)
+
+
+def mark_interrupted(run_dir: str | os.PathLike, *, resumed_by: Mapping[str, Any] | None = None,
+                     mongo_runs=None) -> bool:
+    """Close the record of a run whose process died without a final event (SIGKILL, OOM killer).
+
+    Its ``run.json`` would say RUNNING forever.  When its process is gone (see ``_process_gone``):
+    status ``INTERRUPTED``, ``stop_time`` = its last heartbeat, ``resumed_by`` when given, and
+    ``cout.txt`` completed from Sacred's capture file (the output after its last heartbeat), which
+    is then deleted from the temp folder.  ``mongo_runs``: a MongoDB ``runs`` collection where the
+    same run (its id, its start time, still RUNNING) is marked too.  Returns whether it marked the
+    run; a run that ended, or whose process still runs, is left alone (with a warning).
+    """
+    run_dir = Path(run_dir)
+    try:
+        entry = json.loads((run_dir / "run.json").read_text())
+    except (OSError, ValueError):
+        return False
+    if entry.get("status") != "RUNNING":
+        return False
+    if not _process_gone(entry):
+        logger.warning("Run %s looks alive (its process or a recent heartbeat): it stays RUNNING.", run_dir)
+        return False
+    entry["status"] = "INTERRUPTED"
+    entry["stop_time"] = entry.get("heartbeat") or entry.get("start_time")
+    if resumed_by:
+        entry["resumed_by"] = dict(resumed_by)
+    capture = (entry.get("process") or {}).get("capture_file")
+    if capture and not Path(capture).name.startswith("tmp"):
+        capture = None  # not a temp file Sacred made: neither read nor deleted
+    if capture and os.path.isfile(capture):
+        text = Path(capture).read_bytes().decode("utf-8", "replace")
+        atomic_write(run_dir / "cout.txt", apply_backspaces_and_linefeeds(text))
+    atomic_write(run_dir / "run.json", json.dumps(entry, sort_keys=True, indent=2))
+    if capture:
+        Path(capture).unlink(missing_ok=True)
+    if mongo_runs is not None:
+        _mark_interrupted_in_mongo(mongo_runs, run_dir, entry)
+    return True
+
+
+def _mark_interrupted_in_mongo(runs, run_dir: Path, entry: Mapping[str, Any]) -> None:
+    """Mark the MongoDB entry of the file record in ``run_dir`` (folder ``<id>`` or ``<id>-k``)."""
+    m = re.fullmatch(r"(\d+)(?:-\d+)?", run_dir.name)
+    start = _utc(entry.get("start_time"))
+    if m is None or start is None:
+        return
+    ms = datetime.timedelta(milliseconds=1)  # MongoDB keeps milliseconds
+    update = {"status": "INTERRUPTED", "stop_time": _utc(entry["stop_time"])}
+    if entry.get("resumed_by"):
+        update["resumed_by"] = entry["resumed_by"]
+    try:
+        runs.update_one({"_id": int(m[1]), "status": "RUNNING",
+                         "start_time": {"$gte": start - ms, "$lte": start + ms}}, {"$set": update})
+    except Exception as e:  # noqa: BLE001 - the file record is marked; the database is best effort
+        logger.warning("Could not mark run %s INTERRUPTED in MongoDB (%s).", run_dir.name, _short(e))
+
+
+def mark_resumed(resume_from: str | os.PathLike, run: Run) -> bool:
+    """``run`` resumes the run recorded in ``resume_from`` (its folder, or a checkpoint in it): mark that
+    run INTERRUPTED (:func:`mark_interrupted`) in its file record and in ``run``'s MongoDB, if any."""
+    path = Path(resume_from)
+    run_dir = next((d for d in (path, path.parent, path.parent.parent) if (d / "run.json").is_file()), None)
+    if run_dir is None:
+        return False
+    record = next((o.dir for o in run.observers if isinstance(o, FileStorageObserver) and o.dir), None)
+    mongo = next((o for o in run.observers if isinstance(o, MongoObserver)), None)
+    try:
+        return mark_interrupted(run_dir, resumed_by={"run_id": run._id, "run_dir": record},
+                                mongo_runs=None if mongo is None else mongo.runs)
+    except Exception as e:  # noqa: BLE001 - never fail the resumed run over the old one's record
+        logger.warning("Could not mark the resumed run %s INTERRUPTED: %s", run_dir, _short(e))
+        return False
 
 
 # ------------------------------------------------------------------------------------ resync
@@ -616,12 +887,18 @@ def resync(path: str | os.PathLike, mongo_url: str | None = None, *, timeout_ms:
     """Upload a run entry that :class:`SafeMongoObserver` could not save; returns the entry.
 
     ``mongo_url`` defaults to the URL stored in the file (without its password); the file is
-    renamed to ``*.done`` once written.
+    renamed to ``*.done`` once written.  Idempotent: metric points already in the database (same
+    step and time) and artifacts already in GridFS (same name and size, not referenced yet) are
+    not written again, so a second resync -- of the ``.done`` file, or of a copy taken before the
+    first -- changes nothing, and a ``.done`` file keeps its name.
     """
-    import gridfs
+    return _resync(Path(path), mongo_url, timeout_ms)[0]
+
+
+def _resync(path: Path, mongo_url: str | None, timeout_ms: int) -> tuple[dict, dict[str, int]]:
+    """:func:`resync`, also returning how many metric points and artifacts it wrote."""
     import pymongo
 
-    path = Path(path)
     with open(path, "rb") as f:
         record = pickle.load(f)
     if record.get("format") != "codeit-mongo-unsaved-1":
@@ -635,31 +912,66 @@ def resync(path: str | os.PathLike, mongo_url: str | None = None, *, timeout_ms:
         db = client[db_name]
         runs = db[record["runs_collection"]]
         entry = copy.deepcopy(record["run_entry"])
-        info = entry.setdefault("info", {})
+        written = {"metric points": 0, "artifacts": 0}
         if record["metrics_collection"]:
-            metrics = db[record["metrics_collection"]]
-            for name, m in record["pending_metrics"].items():
-                result = metrics.update_one(
-                    {"run_id": entry["_id"], "name": name},
-                    {"$push": {k: {"$each": m[k]} for k in ("steps", "values", "timestamps")}},
-                    upsert=True,
-                )
-                if result.upserted_id is not None:
-                    info.setdefault("metrics", []).append({"name": name, "id": str(result.upserted_id)})
-        fs = gridfs.GridFS(db)
-        for name, filename, metadata, content_type in record["pending_artifacts"]:
-            if not os.path.exists(filename):
-                logger.warning("artifact %r of run %s: %s is gone; not uploaded", name, entry["_id"], filename)
-                continue
-            with open(filename, "rb") as f:
-                file_id = fs.put(f, filename=f"artifact://{runs.name}/{entry['_id']}/{name}",
-                                 metadata=metadata, content_type=content_type)
-            entry.setdefault("artifacts", []).append({"name": name, "file_id": file_id})
+            written["metric points"] = _upload_metrics(db[record["metrics_collection"]], entry,
+                                                       record["pending_metrics"])
+        written["artifacts"] = _upload_artifacts(db, runs.name, entry, record["pending_artifacts"])
         runs.update_one({"_id": entry["_id"]}, {"$set": entry}, upsert=True)
     finally:
         client.close()
-    os.replace(path, path.with_name(path.name + ".done"))
-    return entry
+    if path.suffix != ".done":
+        os.replace(path, path.with_name(path.name + ".done"))
+    return entry, written
+
+
+def _to_ms(t: datetime.datetime) -> datetime.datetime:
+    """A timestamp as MongoDB stores it (milliseconds, no time zone), for comparisons."""
+    return t.replace(microsecond=t.microsecond // 1000 * 1000, tzinfo=None)
+
+
+def _upload_metrics(metrics, entry: dict, pending: dict[str, dict[str, list]]) -> int:
+    """Append the metric points the database lacks; reference every metric document in the entry."""
+    refs = entry.setdefault("info", {}).setdefault("metrics", [])
+    n = 0
+    for name, m in pending.items():
+        query = {"run_id": entry["_id"], "name": name}
+        doc = metrics.find_one(query, {"steps": 1, "timestamps": 1})
+        have = set(zip(doc["steps"], map(_to_ms, doc["timestamps"]))) if doc else set()
+        new = [i for i, key in enumerate(zip(m["steps"], map(_to_ms, m["timestamps"]))) if key not in have]
+        doc_id = doc["_id"] if doc else None
+        if new:
+            result = metrics.update_one(
+                query, {"$push": {k: {"$each": [m[k][i] for i in new]} for k in ("steps", "values", "timestamps")}},
+                upsert=True)
+            doc_id = doc_id or result.upserted_id
+            n += len(new)
+        if doc_id is not None and not any(r.get("name") == name for r in refs):
+            refs.append({"name": name, "id": str(doc_id)})
+    return n
+
+
+def _upload_artifacts(db, runs_name: str, entry: dict, pending: list) -> int:
+    """Put the pending artifacts in GridFS, reusing a stored copy of the same name and size."""
+    import gridfs
+
+    fs = gridfs.GridFS(db)
+    artifacts = entry.setdefault("artifacts", [])
+    n = 0
+    for name, filename, metadata, content_type in pending:
+        if not os.path.exists(filename):
+            logger.warning("artifact %r of run %s: %s is gone; not uploaded", name, entry["_id"], filename)
+            continue
+        gridfs_name = f"artifact://{runs_name}/{entry['_id']}/{name}"
+        used = {a["file_id"] for a in artifacts}
+        stored = next((f._id for f in fs.find({"filename": gridfs_name})
+                       if f._id not in used and f.length == os.path.getsize(filename)), None)
+        if stored is None:
+            with open(filename, "rb") as f:
+                stored = fs.put(f, filename=gridfs_name, metadata=metadata, content_type=content_type)
+            n += 1
+        artifacts.append({"name": name, "file_id": stored})
+    return n
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -669,19 +981,65 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     p.add_argument("files", nargs="+", help="*.pickle files from <runs>/mongo-unsaved/")
     p.add_argument("--mongo", "-m", default=None,
                    help="database spec (default: the one stored in each file, without a password)")
+    p = sub.add_parser("omniboard", help="give a database Omniboard's defaults; tag untagged runs")
+    p.add_argument("--mongo", "-m", default=None, help="database spec (default: $CODEIT_MONGO_URL)")
+    p = sub.add_parser("interrupted", help="mark killed runs (RUNNING, process gone) INTERRUPTED")
+    p.add_argument("run_dirs", nargs="+", help="file-record folders, e.g. runs/7")
+    p.add_argument("--mongo", "-m", default=None, help="database spec: mark the runs there too")
 
 
 def main(args: argparse.Namespace) -> int:
+    return {"interrupted": _main_interrupted, "omniboard": _main_omniboard}.get(args.action, _main_resync)(args)
+
+
+def _main_omniboard(args: argparse.Namespace) -> int:
+    import pymongo
+
+    uri, db_name = parse_mongo_spec(args.mongo or os.environ.get(ENV_URL) or DEFAULT_SERVER)
+    client = pymongo.MongoClient(uri, serverSelectionTimeoutMS=5000, connectTimeoutMS=5000)
+    try:
+        db = client[db_name]
+        given = omniboard_defaults(db)
+        tagged = tag_named_configs(db["runs"])
+    finally:
+        client.close()
+    print(f"{_redact(uri)} (database {db_name!r}): Omniboard defaults "
+          f"{'given' if given else 'already there'}; {tagged} runs tagged with their named configs")
+    return 0
+
+
+def _main_resync(args: argparse.Namespace) -> int:
     status = 0
     for name in args.files:
         try:
-            entry = resync(name, args.mongo)
+            entry, written = _resync(Path(name), args.mongo, 5000)
         except Exception as e:  # noqa: BLE001 - report each file and go on
             print(f"{name}: not uploaded: {type(e).__name__}: {e}", file=sys.stderr)
             status = 1
         else:
-            print(f"{name}: run {entry['_id']} uploaded (status {entry.get('status')})")
+            what = ", ".join(f"{v} {k}" for k, v in written.items()) + " written"
+            if not any(written.values()):
+                what = "nothing new to write (already uploaded)"
+            print(f"{name}: run {entry['_id']} in MongoDB (status {entry.get('status')}); {what}")
     return status
+
+
+def _main_interrupted(args: argparse.Namespace) -> int:
+    import pymongo
+
+    client = runs = None
+    if args.mongo:
+        uri, db_name = parse_mongo_spec(args.mongo)
+        client = pymongo.MongoClient(uri, serverSelectionTimeoutMS=5000, connectTimeoutMS=5000)
+        runs = client[db_name]["runs"]
+    try:
+        for name in args.run_dirs:
+            marked = mark_interrupted(name, mongo_runs=runs)
+            print(f"{name}: {'marked INTERRUPTED' if marked else 'left as it is (not RUNNING, or alive)'}")
+    finally:
+        if client is not None:
+            client.close()
+    return 0
 
 
 if __name__ == "__main__":

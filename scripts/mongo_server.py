@@ -1,8 +1,9 @@
 """Run and manage a local MongoDB-compatible server (mongoeco on SQLite) for tests and local use.
 
-This file runs under the Python >= 3.13 virtual environment that ``scripts/mongo-server`` creates
-(``.mongo/venv``, with ``mongoeco[wire]`` and so pymongo); use that wrapper rather than calling
-this file directly.
+``serve`` and ``start`` run under the Python >= 3.13 virtual environment that
+``scripts/mongo-server`` creates (``.mongo/venv``, with ``mongoeco[wire]``); ``stop``, ``status``
+and ``url`` need only the standard library, so the wrapper runs them without that environment when
+it does not exist (they never install it).  Use the wrapper rather than calling this file directly.
 
     mongo_server.py start  [--port P] [--dir D] [--timeout S]   start in the background, wait for ping
     mongo_server.py stop   [--port P] [--dir D]                 stop the one started there (by its pid)
@@ -21,6 +22,8 @@ import argparse
 import asyncio
 import os
 import signal
+import socket
+import struct
 import subprocess
 import sys
 import time
@@ -42,25 +45,80 @@ def instance_dir(args: argparse.Namespace) -> Path:
 
 
 def ping(port: int, timeout_s: float = 1.0) -> bool:
-    """True when a server on ``port`` answers MongoDB's ``ping`` command."""
-    import pymongo
-    import pymongo.errors
+    """True when a server on ``port`` answers MongoDB's ``ping`` command.
 
-    ms = max(int(timeout_s * 1000), 100)
-    client = pymongo.MongoClient(
-        HOST,
-        port,
-        serverSelectionTimeoutMS=ms,
-        connectTimeoutMS=ms,
-        socketTimeoutMS=ms,
-        directConnection=True,
-    )
+    Sent as one OP_MSG over a plain socket rather than with pymongo, so that ``stop`` and ``status``
+    run on any Python >= 3.8 without mongoeco's environment (and never have to create it).
+    """
+    request_id = 1
+    body = struct.pack("<I", 0) + b"\x00" + _bson({"ping": 1, "$db": "admin"})
+    message = struct.pack("<iiii", 16 + len(body), request_id, 0, OP_MSG) + body
     try:
-        return bool(client.admin.command("ping").get("ok"))
-    except pymongo.errors.PyMongoError:
+        with socket.create_connection((HOST, port), timeout=timeout_s) as sock:
+            sock.sendall(message)
+            header = _recv_exactly(sock, 16)
+            length, _, response_to, op_code = struct.unpack("<iiii", header)
+            if op_code != OP_MSG or response_to != request_id or not 21 <= length <= 1 << 24:
+                return False
+            reply = _recv_exactly(sock, length - 16)
+    except (OSError, EOFError):
         return False
-    finally:
-        client.close()
+    if reply[4:5] != b"\x00":  # flag bits, then a kind-0 section: the reply document
+        return False
+    return _ok_field(reply[5:]) == 1
+
+
+OP_MSG = 2013
+
+
+def _recv_exactly(sock: socket.socket, n: int) -> bytes:
+    data = b""
+    while len(data) < n:
+        chunk = sock.recv(n - len(data))
+        if not chunk:
+            raise EOFError("connection closed")
+        data += chunk
+    return data
+
+
+def _bson(doc: dict) -> bytes:
+    """A BSON document of int32 and string fields (all ``ping`` needs)."""
+    out = b""
+    for key, value in doc.items():
+        name = key.encode() + b"\x00"
+        if isinstance(value, int):
+            out += b"\x10" + name + struct.pack("<i", value)
+        else:
+            text = str(value).encode() + b"\x00"
+            out += b"\x02" + name + struct.pack("<i", len(text)) + text
+    return struct.pack("<i", len(out) + 5) + out + b"\x00"
+
+
+#: BSON element type -> size of its value, for the fixed-size types a ping reply may hold
+_FIXED = {0x01: 8, 0x07: 12, 0x08: 1, 0x09: 8, 0x0A: 0, 0x10: 4, 0x11: 8, 0x12: 8, 0x13: 16}
+
+
+def _ok_field(doc: bytes) -> float | None:
+    """The numeric ``ok`` field of a BSON reply document (None when absent or unreadable)."""
+    pos = 4
+    while pos < len(doc) and doc[pos] != 0:
+        kind = doc[pos]
+        end = doc.index(b"\x00", pos + 1)
+        name, pos = doc[pos + 1:end], end + 1
+        if name == b"ok":
+            fmt = {0x01: "<d", 0x10: "<i", 0x12: "<q", 0x08: "<?"}.get(kind)
+            return float(struct.unpack_from(fmt, doc, pos)[0]) if fmt else None
+        if kind in _FIXED:
+            pos += _FIXED[kind]
+        elif kind in (0x02, 0x0D, 0x0E):  # string, code, symbol: int32 length, bytes
+            pos += 4 + struct.unpack_from("<i", doc, pos)[0]
+        elif kind in (0x03, 0x04):  # document, array: int32 total length
+            pos += struct.unpack_from("<i", doc, pos)[0]
+        elif kind == 0x05:  # binary: int32 length, subtype, bytes
+            pos += 5 + struct.unpack_from("<i", doc, pos)[0]
+        else:
+            return None
+    return None
 
 
 def read_pid(folder: Path) -> int | None:

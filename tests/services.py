@@ -4,13 +4,18 @@ The pytest fixtures (registered in ``tests/conftest.py``):
 
 * ``mongo_url`` (session): ``$CODEIT_MONGO_URL`` when set (CI starts the server with
   ``scripts/mongo-server start`` and exports it), else a server this session starts with
-  ``scripts/mongo-server`` on a free port in a temporary folder and stops at the end.  Skips, with
-  the reason, only when no Python >= 3.13 exists for mongoeco and this is not CI (``$CI`` unset);
-  under CI that is a failure.
+  ``scripts/mongo-server`` on a free port in a temporary folder and stops at the end.
 * ``mongo_db``: ``(url, db_name)`` with a database name unique to the test (inserts slow down as a
   mongoeco collection grows, so every test starts empty); the database is dropped afterwards.
 * ``mongo_server_factory``: starts extra, private server instances (a test that kills its
   server must not kill the shared one); stops what is left at the end of the test.
+
+What a service needs and the machine lacks (Python >= 3.13 for mongoeco, node and npm, Chromium,
+or an install that failed) skips the tests that need it, with the reason -- unless the services
+are required (``$CODEIT_REQUIRE_SERVICES``, which ``scripts/ci-services start`` exports, or
+``$CI``): then it is a failure.  What is missing but installable is installed on first use, once:
+mongoeco into ``.mongo/venv`` (~180 MB) and Omniboard into ``.omniboard/`` (~530 MB, npm), each
+announced by a warning in pytest's summary; ``CODEIT_TEST_INSTALL=0`` skips those tests instead.
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ import time
 import urllib.parse
 import urllib.request
 import uuid
+import warnings
 from pathlib import Path
 
 import pytest
@@ -46,15 +52,39 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def in_ci() -> bool:
-    return bool(os.environ.get("CI"))
+def services_required() -> bool:
+    """True under CI (.ci/run, through scripts/ci-services), where a missing service is a failure."""
+    return bool(os.environ.get("CODEIT_REQUIRE_SERVICES") or os.environ.get("CI"))
 
 
 def unavailable(reason: str):
-    """Skip locally; fail under CI, whose .ci/run must provide every service."""
-    if in_ci():
-        pytest.fail(f"{reason} (CI must provide it: see .ci/run)", pytrace=False)
+    """Skip on a developer's machine; fail where the services are required (CI)."""
+    if services_required():
+        pytest.fail(f"{reason} (the services are required here: CODEIT_REQUIRE_SERVICES or CI is set; "
+                    "scripts/ci-services start provides them)", pytrace=False)
     pytest.skip(reason)
+
+
+def ensure_installed(script: Path, what: str) -> None:
+    """Install what ``script`` needs (``script install``) unless it is there; announce it."""
+    r = subprocess.run([str(script), "installed"], check=False, capture_output=True, timeout=60)
+    if r.returncode == 0:
+        return
+    if os.environ.get("CODEIT_TEST_INSTALL", "1") == "0":
+        unavailable(f"{what} is not installed and CODEIT_TEST_INSTALL=0 forbids installing it "
+                    f"({script.name} install)")
+    warnings.warn(f"the tests installed {what} (once; `{script.relative_to(REPO)} install`; "
+                  "CODEIT_TEST_INSTALL=0 skips instead)", stacklevel=2)
+    r = subprocess.run([str(script), "install"], check=False, capture_output=True, text=True,
+                       timeout=INSTALL_TIMEOUT_S)
+    if r.returncode == NO_PYTHON_EXIT:
+        unavailable(f"no Python >= 3.13 for mongoeco: {r.stderr.strip()}")
+    if r.returncode != 0:
+        unavailable(f"installing {what} failed ({r.returncode}): {r.stderr.strip()[-500:]}")
+
+
+MONGOECO = "mongoeco into .mongo/venv (~180 MB)"
+OMNIBOARD_NPM = "Omniboard into .omniboard/ (~530 MB, npm)"
 
 
 def mongo_python() -> str | None:
@@ -91,6 +121,7 @@ class MongoServer:
         )
 
     def start(self) -> MongoServer:
+        ensure_installed(MONGO_SERVER, MONGOECO)
         r = self._script("start", INSTALL_TIMEOUT_S)
         if r.returncode == NO_PYTHON_EXIT:
             unavailable(f"no Python >= 3.13 for mongoeco: {r.stderr.strip()}")
@@ -160,6 +191,7 @@ class Omniboard:
     def start(self) -> Omniboard:
         if shutil.which("node") is None or shutil.which("npm") is None:
             unavailable("node and npm are needed for Omniboard (Debian: apt-get install -y nodejs npm)")
+        ensure_installed(OMNIBOARD, OMNIBOARD_NPM)
         r = subprocess.run([str(OMNIBOARD), "start", "--port", str(self.port), "--mongo", self.mongo],
                            check=False, capture_output=True, text=True, timeout=INSTALL_TIMEOUT_S)
         if r.returncode != 0:
@@ -206,8 +238,7 @@ def screenshot(url: str, out: Path, steps: list[tuple[str, str]], size: str = "1
     """Run scripts/page-screenshot.js; ``steps``: ("wait"|"click"|"eval"|"sleep", value) pairs."""
     chromium = chromium_path()
     if chromium is None:
-        pytest.fail("Chromium is not installed: apt-get install -y chromium (.ci/run installs it)",
-                    pytrace=False)
+        unavailable("Chromium is not installed (Debian: apt-get install -y chromium; .ci/run installs it)")
     args = ["node", *node_websocket_flags(), str(PAGE_SCREENSHOT), url, str(out), "--size", size,
             "--timeout", str(timeout_s), "--chromium", chromium]
     for kind, value in steps:

@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 
 import pytest
+from sacred.utils import apply_backspaces_and_linefeeds
 
 from codeit.config import NAMED_CONFIGS, PAPER_CONFIG, SMOKE, merge_config
 from codeit.experiment import file_record_dir, make_experiment
@@ -375,10 +376,27 @@ def test_progress_bars_do_not_flood_the_captured_output(ex):
 # resume
 
 
+def wait_until_stable(path: Path, quiet_s: float = 1.0) -> bytes:
+    """``path``'s content once it has stopped growing (a tee process may still be writing it)."""
+    before, still_since = None, time.monotonic()
+    while True:
+        now = path.read_bytes()
+        if now != before:
+            before, still_since = now, time.monotonic()
+        elif time.monotonic() - still_since >= quiet_s:
+            return now
+        time.sleep(0.1)
+
+
 def test_resume_after_sigkill_matches_an_uninterrupted_run(ex, tmp_path):
     updates = merge_config(TEST_SIZE, {"n_iterations": 3, "seed": 11})
+    temp = tmp_path / "tmp"  # the killed run's temp folder, where Sacred's capture file lives
+    temp.mkdir()
     env = {k: v for k, v in os.environ.items() if k != "CODEIT_MONGO_URL"}
-    command = [sys.executable, str(REPO / "experiments" / "codeit.py"), "with", "smoke", *cli_updates(updates)]
+    env["TMPDIR"] = str(temp)
+    # no heartbeat before the kill (-b 600): what its record holds was written with its iterations
+    command = [sys.executable, str(REPO / "experiments" / "codeit.py"), "with", "smoke", *cli_updates(updates),
+               "--beat-interval=600"]
     proc = subprocess.Popen(command, cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                             start_new_session=True)
     killed_dir = tmp_path / "runs" / "1"
@@ -396,9 +414,22 @@ def test_resume_after_sigkill_matches_an_uninterrupted_run(ex, tmp_path):
     assert json.loads((killed_dir / "run.json").read_text())["status"] == "RUNNING"  # never finished
     done = find_checkpoint(killed_dir)
     assert done.name in ("iter-0000", "iter-0001")
+    # the file record is complete up to the checkpoint (at least)
+    steps = json.loads((killed_dir / "metrics.json").read_text())["solve_rate"]["steps"]
+    assert steps == list(range(len(steps))) and len(steps) > int(done.name[5:]), (steps, done)
+    # Sacred's capture file, left behind in the temp folder, holds the output the record lacks
+    (capture,) = [p for p in temp.iterdir() if p.is_file() and b'Started run with ID "1"' in p.read_bytes()]
+    output = wait_until_stable(capture).decode()
 
     resumed = ex.run(named_configs=["smoke"], config_updates={**updates, "resume_from": str(killed_dir)},
                      options=SYS_CAPTURE)
+    # resuming closes the killed run's record: INTERRUPTED, its output recovered, the capture file gone
+    killed = json.loads((killed_dir / "run.json").read_text())
+    assert killed["status"] == "INTERRUPTED" and killed["stop_time"] >= killed["start_time"]
+    assert killed["resumed_by"] == {"run_id": resumed._id, "run_dir": str(record(resumed))}
+    assert (killed_dir / "cout.txt").read_text() == apply_backspaces_and_linefeeds(output)
+    assert not capture.exists()
+
     whole = ex.run(named_configs=["smoke"], config_updates=updates, options=SYS_CAPTURE)  # same values
     assert resumed.status == whole.status == "COMPLETED"
     assert resumed.info["resumed_from"]["checkpoint"] == str(done)

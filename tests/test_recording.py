@@ -6,14 +6,21 @@ gets its own database.  The kill test starts a private server and SIGKILLs it mi
 
 from __future__ import annotations
 
+import argparse
 import json
 import logging
+import os
 import pickle
+import signal
+import subprocess
+import sys
 import time
+import urllib.parse
 from pathlib import Path
 
 import pymongo
 import pytest
+from services import MONGO_SERVER, free_port
 from tiny_experiment import expected_loss, make_experiment
 
 from codeit import recording
@@ -33,6 +40,17 @@ SYS_CAPTURE = {"--capture": "sys"}  # Sacred's fd capture fights pytest's own
 
 def client_for(url: str) -> pymongo.MongoClient:
     return pymongo.MongoClient(url, serverSelectionTimeoutMS=5000)
+
+
+def main_resync(*files: Path) -> int:
+    """``python -m codeit.recording resync FILES``, in-process."""
+    return recording.main(argparse.Namespace(action="resync", files=[str(f) for f in files], mongo=None))
+
+
+def main_interrupted(*folders: Path, mongo: str | None = None) -> int:
+    """``python -m codeit.recording interrupted FOLDERS [--mongo SPEC]``, in-process."""
+    return recording.main(argparse.Namespace(action="interrupted", run_dirs=[str(f) for f in folders],
+                                             mongo=mongo))
 
 
 def run_dirs(root: Path) -> list[Path]:
@@ -101,6 +119,7 @@ def test_completed_run_is_recorded(mongo_db, tmp_path):
     assert doc["status"] == "COMPLETED"
     assert doc["config"]["lr"] == 0.5 and doc["config"]["steps"] == 4 and doc["config"]["width"] == 4
     assert doc["meta"]["named_configs"] == ["small"]
+    assert doc["omniboard"]["tags"] == ["small"]  # Omniboard's Tags column
     assert doc["result"] == pytest.approx(expected_loss(0.5, 3))
     assert "step 3: loss" in doc["captured_out"]
     metrics = {m["name"]: m for m in db.metrics.find({"run_id": run._id})}
@@ -171,6 +190,41 @@ def test_dash_m_on_a_recorded_experiment_uses_the_safe_observer(mongo_db, tmp_pa
         options={**SYS_CAPTURE, "--mongo_db": f"{url.rstrip('/')}/{db_name}"})
     assert run3.meta_info["options"]["--mongo_db"].endswith(db_name)
     assert client_for(url)[db_name].runs.count_documents({"status": "COMPLETED"}) == 3
+
+
+@pytest.mark.mongo
+def test_omniboard_defaults_are_given_once_and_tags_are_not_undone(mongo_db, tmp_path):
+    url, db_name = mongo_db
+    db = client_for(url)[db_name]
+
+    def edit_tags(step, _run):
+        if step == 1:  # as Omniboard's tag editor does, while heartbeats rewrite the run's entry
+            db.runs.update_one({"_id": _run._id}, {"$set": {"omniboard.tags": ["small", "mine"]}})
+            time.sleep(0.6)
+
+    run = make_experiment(make_observers(tmp_path / "runs", url, db_name=db_name), hook=edit_tags).run(
+        named_configs=["small"], options={**SYS_CAPTURE, "--beat-interval": "0.2"})
+    assert db.runs.find_one({"_id": run._id})["omniboard"]["tags"] == ["small", "mine"]
+    columns = [(c["name"], c["metric_name"], c["extrema"]) for c in db["omniboard.metric.columns"].find()]
+    assert columns == [(m, m, "last") for m in ("solve_rate", "solve_rate_cumulative", "solve_rate_policy_only")]
+    setting = db["omniboard.settings"].find_one({"name": recording.OMNIBOARD_PLOT_SETTING})
+    assert setting["value"] == list(recording.OMNIBOARD_PLOT_METRICS)
+
+    # once: a column the user deleted stays deleted
+    db["omniboard.metric.columns"].delete_one({"name": "solve_rate"})
+    assert not recording.omniboard_defaults(db)
+    make_experiment(make_observers(tmp_path / "runs", url, db_name=db_name)).run(options=SYS_CAPTURE)
+    assert db["omniboard.metric.columns"].count_documents({}) == 2
+
+    # runs recorded without tags get them from the command line (its defaults are already given)
+    untagged = make_experiment(make_observers(tmp_path / "runs", url, db_name=db_name, omniboard=False)).run(
+        named_configs=["large"], options=SYS_CAPTURE)
+    assert "omniboard" not in db.runs.find_one({"_id": untagged._id})
+    args = argparse.Namespace(action="omniboard", mongo=f"{url.rstrip('/')}/{db_name}")
+    assert recording.main(args) == 0
+    assert db.runs.find_one({"_id": untagged._id})["omniboard"]["tags"] == ["large"]
+    assert db.runs.find_one({"_id": run._id})["omniboard"]["tags"] == ["small", "mine"]
+    assert db["omniboard.metric.columns"].count_documents({}) == 2
 
 
 def test_unreachable_database_fails_the_start_quickly(tmp_path):
@@ -250,16 +304,32 @@ def test_server_killed_mid_run(mongo_server_factory, tmp_path, caplog):
     restarted = mongo_server_factory(port=server.port, folder=server.folder)
     db = client_for(restarted.url)[db_name]
     assert db.runs.find_one({"_id": run._id})["status"] == "RUNNING"
+    spare = mongo.unsaved_path.with_name("spare-copy.pickle")  # as if a resync died before its rename
+    spare.write_bytes(mongo.unsaved_path.read_bytes())
     entry = recording.resync(mongo.unsaved_path)
     assert entry["status"] == "COMPLETED"
     assert not mongo.unsaved_path.exists()
-    doc = db.runs.find_one({"_id": run._id})
+    done = mongo.unsaved_path.with_name(mongo.unsaved_path.name + ".done")
+    assert done.exists()
+
+    def uploaded():
+        doc = db.runs.find_one({"_id": run._id})
+        metrics = {m["name"]: m for m in db.metrics.find({"run_id": run._id})}
+        return doc, metrics, db.fs.files.count_documents({})
+
+    doc, metrics, n_files = uploaded()
     assert doc["status"] == "COMPLETED"
     assert "step 5: loss" in doc["captured_out"]
-    loss = db.metrics.find_one({"run_id": run._id, "name": "loss"})
-    assert loss["steps"] == list(range(6))
-    assert loss["values"] == [expected_loss(0.1, s) for s in range(6)]
+    assert metrics["loss"]["steps"] == list(range(6))
+    assert metrics["loss"]["values"] == [expected_loss(0.1, s) for s in range(6)]
     assert [a["name"] for a in doc["artifacts"]] == ["report.txt"]
+    assert {m["name"] for m in doc["info"]["metrics"]} == {"loss", "accuracy"}
+
+    # resync is idempotent: the done file again (`resync runs/mongo-unsaved/*`), then the copy
+    assert main_resync(done) == 0
+    assert not done.with_name(done.name + ".done").exists() and done.exists()
+    assert main_resync(spare) == 0
+    assert uploaded() == (doc, metrics, n_files)
 
 
 @pytest.mark.mongo
@@ -290,3 +360,91 @@ def test_connection_lost_and_back_within_the_run(mongo_server_factory, tmp_path,
     doc = db.runs.find_one({"_id": run._id})
     assert doc["status"] == "COMPLETED"
     assert db.metrics.find_one({"run_id": run._id, "name": "loss"})["steps"] == [0, 1, 2, 3]
+
+
+KILLED_RUN = """
+import sys, time
+sys.path.insert(0, {tests!r})
+from tiny_experiment import make_experiment
+from codeit.recording import RecordedExperiment, flush
+
+def hook(step, run):
+    if step == 2:
+        flush(run)
+        print("flushed", flush=True)
+        time.sleep(600)
+
+ex = make_experiment(experiment_class=RecordedExperiment, file_root={root!r}, use_env=False, hook=hook)
+ex.run(options={{"--mongo_db": {mongo!r}, "--beat-interval": "600"}})
+"""
+
+
+@pytest.mark.mongo
+def test_killed_run_flushed_then_marked_interrupted(mongo_db, tmp_path):
+    """flush() writes metrics to every observer at once; a SIGKILLed run is then closed in both records."""
+    url, db_name = mongo_db
+    script = KILLED_RUN.format(tests=str(Path(__file__).parent), root=str(tmp_path / "runs"),
+                               mongo=f"{url.rstrip('/')}/{db_name}")
+    env = {**os.environ, "TMPDIR": str(tmp_path)}
+    proc = subprocess.Popen([sys.executable, "-c", script], env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.DEVNULL, start_new_session=True, text=True)
+    try:
+        for line in proc.stdout:  # the run's own output, tee'd by Sacred's fd capture
+            if line.strip() == "flushed":
+                break
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    (folder,) = run_dirs(tmp_path / "runs")
+    db = client_for(url)[db_name]
+    doc = db.runs.find_one({"_id": int(folder.name)})
+    assert doc["status"] == "RUNNING"
+    # no heartbeat came (-b 600): flush() wrote steps 0..2 to both records
+    assert db.metrics.find_one({"run_id": doc["_id"], "name": "loss"})["steps"] == [0, 1, 2]
+    assert json.loads((folder / "metrics.json").read_text())["loss"]["steps"] == [0, 1, 2]
+    run_json = json.loads((folder / "run.json").read_text())
+    capture = Path(run_json["process"]["capture_file"])
+    assert capture.parent == tmp_path
+    while b"flushed" not in capture.read_bytes():  # Sacred's tee process writes it a moment later
+        time.sleep(0.05)
+    assert "flushed" not in (folder / "cout.txt").read_text()  # printed after the flush
+
+    assert main_interrupted(folder, mongo=f"{url.rstrip('/')}/{db_name}") == 0
+    run_json = json.loads((folder / "run.json").read_text())
+    assert run_json["status"] == "INTERRUPTED"
+    assert run_json["stop_time"] == run_json["heartbeat"]
+    assert "flushed" in (folder / "cout.txt").read_text()  # recovered from the capture file
+    assert not capture.exists()
+    doc = db.runs.find_one({"_id": doc["_id"]})
+    assert doc["status"] == "INTERRUPTED"
+    assert doc["stop_time"].isoformat(timespec="milliseconds") == run_json["stop_time"][:23]
+    # a second time changes nothing
+    assert not recording.mark_interrupted(folder, mongo_runs=db.runs)
+
+
+# ------------------------------------------------------------------------ scripts/mongo-server
+
+
+def mongo_server_script(command: str, *args: str, env: dict) -> subprocess.CompletedProcess:
+    return subprocess.run([str(MONGO_SERVER), command, *args], check=False, capture_output=True, text=True,
+                          timeout=120, env=env)
+
+
+@pytest.mark.mongo
+def test_mongo_server_stop_and_status_never_install(mongo_url, tmp_path):
+    """stop and status work without mongoeco's environment, and never create it (a pip install)."""
+    env = {**os.environ, "CODEIT_MONGO_VENV": str(tmp_path / "no-venv")}
+    where = ["--port", str(free_port()), "--dir", str(tmp_path / "instance")]
+    stopped = mongo_server_script("stop", *where, env=env)
+    assert stopped.returncode == 0, stopped.stderr
+    assert "not running" in stopped.stderr
+    assert not (tmp_path / "no-venv").exists(), "stop installed mongoeco"
+    status = mongo_server_script("status", *where, env=env)
+    assert status.returncode == 3, status.stdout + status.stderr
+    assert "not running" in status.stdout
+    # a server that runs answers status's ping, sent without pymongo from this environment too
+    port = urllib.parse.urlsplit(mongo_url).port
+    answering = mongo_server_script("status", "--port", str(port), "--dir", str(tmp_path / "other"), env=env)
+    assert answering.returncode == 0, answering.stdout + answering.stderr
+    assert "answers ping" in answering.stdout
+    assert not (tmp_path / "no-venv").exists()
