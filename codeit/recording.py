@@ -152,7 +152,7 @@ def _short(error: BaseException | None) -> str:
     return f"{type(error).__name__}: {text[:200]}"
 
 
-def _redact(uri: str) -> str:
+def redact_uri(uri: str) -> str:
     """The URI without a password, for messages and the unsaved-run files."""
     return re.sub(r"(mongodb(?:\+srv)?://)([^@/]+)@", r"\1***@", uri)
 
@@ -260,7 +260,7 @@ class SafeMongoObserver(MongoObserver):
             appname="codeit",
         )
         super().__init__(client=client, db_name=db_name, failure_dir=os.fspath(failure_dir), **kwargs)
-        self.where = f"{_redact(url)} (database {db_name!r})"
+        self.where = f"{redact_uri(url)} (database {db_name!r})"
         self._url = url
         self._db_name = db_name
         self.file_observer = file_observer
@@ -556,7 +556,7 @@ class SafeMongoObserver(MongoObserver):
             path = folder / f"{self._db_name}-run{self._run_id()}-{stamp}-{os.getpid()}.pickle"
         record = {
             "format": "codeit-mongo-unsaved-1",
-            "url": _redact(self._url),
+            "url": redact_uri(self._url),
             "db_name": self._db_name,
             "runs_collection": self.runs.name,
             "metrics_collection": None if self.metrics is None else self.metrics.name,
@@ -1003,7 +1003,7 @@ def _main_omniboard(args: argparse.Namespace) -> int:
         tagged = tag_named_configs(db["runs"])
     finally:
         client.close()
-    print(f"{_redact(uri)} (database {db_name!r}): Omniboard defaults "
+    print(f"{redact_uri(uri)} (database {db_name!r}): Omniboard defaults "
           f"{'given' if given else 'already there'}; {tagged} runs tagged with their named configs")
     return 0
 

@@ -265,6 +265,7 @@ MICRO = {"n_iterations": 1, "data": {"n_search_tasks": 2}, "init": {"mutated": 4
          "policy": {"n_samples": 1, "max_new_tokens": 8, "batch_size": 4}}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("size", ["small", "base"])
 def test_model_size_configs_run(ex, size):
     """``with smoke small`` / ``base``: the real architectures train and sample (a micro workload on the
@@ -277,6 +278,7 @@ def test_model_size_configs_run(ex, size):
     assert config.d_model == {"small": 512, "base": 768}[size]
 
 
+@pytest.mark.slow
 def test_large_config_runs(tmp_path):
     """``with smoke large``: 770M parameters, ~13 GB at its peak in fp32 with the optimiser state, so it
     runs in its own process (memory returned at exit) and without a checkpoint (9 GB to write)."""
@@ -316,6 +318,7 @@ def offline_hub(tmp_path_factory):
     return cache
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", HUB_CONFIGS)
 def test_hub_model_configs_run_from_the_local_cache(name, offline_hub, tmp_path):
     hub_name = NAMED_CONFIGS[name][0]["policy"]["model"]

@@ -23,7 +23,7 @@ from services import REPO, Omniboard, chromium_path, drop_database, png_size, sc
 from codeit.experiment import file_record_dir, make_experiment
 from codeit.recording import OMNIBOARD_METRIC_COLUMNS, OMNIBOARD_PLOT_METRICS, OMNIBOARD_PLOT_SETTING
 
-pytestmark = [pytest.mark.e2e, pytest.mark.mongo, pytest.mark.timeout(900)]
+pytestmark = [pytest.mark.e2e, pytest.mark.mongo, pytest.mark.slow, pytest.mark.timeout(900)]
 
 EVIDENCE_DIR = Path(os.environ.get("CODEIT_EVIDENCE_DIR") or REPO / "runs" / "evidence")
 

@@ -75,7 +75,7 @@ def test_parse_mongo_spec_forms(monkeypatch):
     assert parse_mongo_spec("mongodb://h:1") == ("mongodb://h:1", "mine")
     with pytest.raises(ValueError, match="not a MongoDB spec"):
         parse_mongo_spec("a:b:c:d")
-    assert "secret" not in recording._redact(uri)
+    assert "secret" not in recording.redact_uri(uri)
 
 
 def test_make_observers_env_and_opt_out(monkeypatch, tmp_path):
@@ -231,11 +231,13 @@ def test_unreachable_database_fails_the_start_quickly(tmp_path):
     from services import free_port
 
     spec = f"127.0.0.1:{free_port()}:nothing"
-    ex = make_experiment(make_observers(tmp_path / "runs", spec, timeout_ms=500))
-    t0 = time.monotonic()
+    observers = make_observers(tmp_path / "runs", spec, timeout_ms=500)
+    ex = make_experiment(observers)
     with pytest.raises(ConnectionError, match="unreachable at the start of the run"):
         ex.run(options=SYS_CAPTURE)
-    assert time.monotonic() - t0 < 15
+    # quickly: the observer gives up after its own short timeout, not pymongo's default 30 s
+    (mongo,) = [o for o in observers if isinstance(o, SafeMongoObserver)]
+    assert mongo.runs.database.client.options.server_selection_timeout == 0.5
 
 
 @pytest.mark.mongo
@@ -265,15 +267,12 @@ def test_server_killed_mid_run(mongo_server_factory, tmp_path, caplog):
                                final_attempts=2, retry_after_s=0.2)
     ex = make_experiment(observers, hook=kill_after_step_2)
     caplog.set_level(logging.WARNING, logger="codeit.recording")
-    t0 = time.monotonic()
-    run = ex.run(config_updates={"steps": 6, "pause": 0.05},
+    run = ex.run(config_updates={"steps": 6, "pause": 0.05},  # a run that hangs fails by the test's timeout
                  options={**SYS_CAPTURE, "--beat-interval": "0.3"})
-    elapsed = time.monotonic() - t0
 
     # the run itself: completed, without hanging on the dead database
     assert run.status == "COMPLETED"
     assert run.result == pytest.approx(expected_loss(0.1, 5))
-    assert elapsed < 45, elapsed
     assert seen_before_kill["doc"]["status"] == "RUNNING"
     assert seen_before_kill["loss"]["steps"][:3] == [0, 1, 2]
 

@@ -12,8 +12,18 @@ fail where the reference fails.
 
 from __future__ import annotations
 
-from itertools import chain, compress
+from itertools import compress
 
+from codeit.dsl.cells import (
+    SAME,
+    byte_grid,
+    cols_of,
+    counter,
+    flatten,
+    is_byte,
+    row_major,
+    rows_of,
+)
 from codeit.dsl.registry import primitive
 from codeit.dsl.types import (
     Boolean,
@@ -30,99 +40,6 @@ from codeit.dsl.types import (
     Piece,
 )
 
-_flatten = chain.from_iterable
-
-# Row-major location tuples per grid shape (immutable tuples of immutable pairs; callers always build
-# a fresh frozenset from them, so no cached value is ever handed out as a result).
-_ROW_MAJOR: dict[tuple[int, int], tuple] = {}
-_ROW_MAJOR_LIMIT = 256  # shapes
-_CACHED_CELLS = 4096  # larger shapes (never ARC-sized) are computed afresh each time
-# One shared tuple per location used by the caches (equal tuples are interchangeable in sets and
-# dicts; sharing them keeps the per-shape caches small).
-_LOCATIONS: dict[tuple[int, int], tuple[int, int]] = {}
-_LOCATIONS_LIMIT = 40_000
-
-
-def _location(loc: tuple[int, int]) -> tuple[int, int]:
-    """The shared tuple equal to ``loc``."""
-    shared = _LOCATIONS.get(loc)
-    if shared is None:
-        if len(_LOCATIONS) >= _LOCATIONS_LIMIT:
-            return loc
-        shared = _LOCATIONS[loc] = loc
-    return shared
-
-
-def _row_major(h: int, w: int) -> tuple:
-    """All locations of an h×w grid in row-major order (cached per shape)."""
-    key = (h, w)
-    locs = _ROW_MAJOR.get(key)
-    if locs is None:
-        if h * w > _CACHED_CELLS:
-            return tuple([(i, j) for i in range(h) for j in range(w)])
-        locs = tuple([_location((i, j)) for i in range(h) for j in range(w)])
-        if len(_ROW_MAJOR) >= _ROW_MAJOR_LIMIT:
-            _ROW_MAJOR.clear()
-        _ROW_MAJOR[key] = locs
-    return locs
-
-
-def _rect_flat(grid: Grid) -> list | None:
-    """The grid's cells row-major as a list when all rows have the first row's length, else None.
-
-    Lets grid primitives pair cells with the cached row-major locations; ragged grids (which programs
-    can build, e.g. with ``vconcat``) go through the reference's row-by-row path instead.
-    Requires a non-empty grid.
-    """
-    w = len(grid[0])
-    flat = list(_flatten(grid))
-    if len(flat) != len(grid) * w:
-        return None
-    for row in grid:
-        if len(row) != w:
-            return None
-    return flat
-
-
-def _byte_grid(grid: Grid) -> tuple[list, bytes] | None:
-    """``(flat cells, bytes of them)`` for a non-empty rectangular tuple grid of byte-sized ints.
-
-    Cells that are ``bool`` pass too (``True`` counts as 1, consistent with ``==``); actual cell values
-    are always taken from the list, never from the bytes.
-    """
-    if not isinstance(grid, tuple) or not grid:
-        return None
-    row0 = grid[0]
-    if not isinstance(row0, tuple) or not row0:
-        return None
-    flat = _rect_flat(grid)
-    if flat is None:
-        return None
-    try:
-        return flat, bytes(flat)
-    except (TypeError, ValueError):
-        return None
-
-
-def _is_byte(value) -> bool:
-    """Whether ``value`` is an int (or bool) usable as a byte, i.e. ``bytes`` search gives ``==``."""
-    return (value.__class__ is int or value.__class__ is bool) and 0 <= value < 256
-
-
-# _SAME[c]: translation table mapping byte c to 1 and every other byte to 0; _OTHER[c] the converse.
-_SAME = tuple(bytes([int(x == c) for x in range(256)]) for c in range(256))
-_OTHER = tuple(bytes([int(x != c) for x in range(256)]) for c in range(256))
-
-
-def _counter(values: list):
-    """``values.count``, or the same counts from a ``bytes`` copy (C speed) for long byte-sized lists."""
-    if len(values) > 48:
-        try:
-            return bytes(values).count
-        except (TypeError, ValueError):
-            pass
-    return values.count
-
 
 @primitive
 def mostcolor(element: Element) -> Integer:
@@ -132,29 +49,15 @@ def mostcolor(element: Element) -> Integer:
     sequence (so ``((9, 1),)`` → 9 but ``((1, 9),)`` → 1); empty → error. Indices count row numbers.
     (Counting runs on a ``bytes`` copy when every colour fits a byte — same counts, C speed.)
     """
-    values = list(_flatten(element)) if isinstance(element, tuple) else [v for v, _ in element]
-    return max(set(values), key=_counter(values))
+    values = list(flatten(element)) if isinstance(element, tuple) else [v for v, _ in element]
+    return max(set(values), key=counter(values))
 
 
 @primitive
 def leastcolor(element: Element) -> Integer:
     """Least frequent colour; same value collection and set-order tie rule as ``mostcolor``."""
-    values = list(_flatten(element)) if isinstance(element, tuple) else [v for v, _ in element]
-    return min(set(values), key=_counter(values))
-
-
-def _rows_of(patch: Patch) -> list:
-    """Row indices of a non-empty patch, unpacked exactly as ``toindices`` + ``i, j`` would."""
-    if isinstance(next(iter(patch))[1], tuple):
-        return [i for _, (i, _) in patch]
-    return [i for i, _ in patch]
-
-
-def _cols_of(patch: Patch) -> list:
-    """Column indices of a non-empty patch, unpacked exactly as ``toindices`` + ``i, j`` would."""
-    if isinstance(next(iter(patch))[1], tuple):
-        return [j for _, (_, j) in patch]
-    return [j for _, j in patch]
+    values = list(flatten(element)) if isinstance(element, tuple) else [v for v, _ in element]
+    return min(set(values), key=counter(values))
 
 
 @primitive
@@ -164,7 +67,7 @@ def height(piece: Piece) -> Integer:
         return 0
     if isinstance(piece, tuple):
         return len(piece)
-    rows = _rows_of(piece)
+    rows = rows_of(piece)
     return max(rows) - min(rows) + 1
 
 
@@ -175,7 +78,7 @@ def width(piece: Piece) -> Integer:
         return 0
     if isinstance(piece, tuple):
         return len(piece[0])
-    cols = _cols_of(piece)
+    cols = cols_of(piece)
     return max(cols) - min(cols) + 1
 
 
@@ -186,8 +89,8 @@ def shape(piece: Piece) -> IntegerTuple:
         return (0, 0)
     if isinstance(piece, tuple):
         return (len(piece), len(piece[0]))
-    rows = _rows_of(piece)
-    cols = _cols_of(piece)
+    rows = rows_of(piece)
+    cols = cols_of(piece)
     return (max(rows) - min(rows) + 1, max(cols) - min(cols) + 1)
 
 
@@ -227,16 +130,16 @@ def asindices(grid: Grid) -> Indices:
     h = len(grid)
     if h == 0:
         return frozenset()
-    return frozenset(_row_major(h, len(grid[0])))
+    return frozenset(row_major(h, len(grid[0])))
 
 
 @primitive
 def ofcolor(grid: Grid, value: Integer) -> Indices:
     """Locations whose colour equals ``value``, built row-major."""
-    if _is_byte(value):
-        packed = _byte_grid(grid)
+    if is_byte(value):
+        packed = byte_grid(grid)
         if packed is not None:
-            return frozenset(compress(_row_major(len(grid), len(grid[0])), packed[1].translate(_SAME[value])))
+            return frozenset(compress(row_major(len(grid), len(grid[0])), packed[1].translate(SAME[value])))
     return frozenset([(i, j) for i, r in enumerate(grid) for j, v in enumerate(r) if v == value])
 
 

@@ -28,17 +28,8 @@ from __future__ import annotations
 from itertools import chain, compress
 from operator import itemgetter
 
-from codeit.dsl.measures import (
-    _CACHED_CELLS,
-    _OTHER,
-    _SAME,
-    _byte_grid,
-    _location,
-    _row_major,
-    dneighbors,
-    mostcolor,
-    neighbors,
-)
+from codeit.dsl.cells import CACHED_CELLS, OTHER, SAME, byte_grid, location, row_major
+from codeit.dsl.measures import dneighbors, mostcolor, neighbors
 from codeit.dsl.registry import primitive
 from codeit.dsl.types import Boolean, Grid, Objects
 
@@ -57,14 +48,14 @@ _SEEDS: dict[tuple[int, int], tuple] = {}
 # (h, w, diagonal) -> (seeds, getter, interior sets, interior first-wave sets, edge sets, edge first).
 _SHAPES: dict[tuple[int, int, bool], tuple] = {}
 _SHAPES_LIMIT = 2048
-_INTS = tuple(range(_CACHED_CELLS))  # shared int objects for the getters' index tuples
+_INTS = tuple(range(CACHED_CELLS))  # shared int objects for the getters' index tuples
 
 
 def _seed_order(h: int, w: int, cache: bool) -> tuple:
     """Seeds of an h×w grid (iteration order of ``asindices``) and a getter putting cells in that order."""
     data = _SEEDS.get((h, w))
     if data is None:
-        locs = _row_major(h, w)
+        locs = row_major(h, w)
         seeds = tuple(frozenset(locs))  # iteration order of asindices(grid)
         position = {loc: k for k, loc in enumerate(locs)}
         order = [position[loc] for loc in seeds]
@@ -86,7 +77,7 @@ def _shape_data(h: int, w: int, diagonal: bool) -> tuple:
     data = _SHAPES.get(key)
     if data is not None:
         return data
-    cache = h * w <= _CACHED_CELLS
+    cache = h * w <= CACHED_CELLS
     if cache:
         if len(_POOL) > _POOL_LIMIT:
             # Start afresh.  Replace (never clear) the tables: shape data handed out earlier keeps
@@ -107,7 +98,7 @@ def _shape_data(h: int, w: int, diagonal: bool) -> tuple:
     edge_first = {}
     last_i = h - 1
     last_j = w - 1
-    for loc in _row_major(h, w):
+    for loc in row_major(h, w):
         i, j = loc
         if i < last_i and j < last_j:
             if loc in inner:
@@ -119,7 +110,7 @@ def _shape_data(h: int, w: int, diagonal: bool) -> tuple:
         entry = pool.get(pkey)
         if entry is None:
             # The reference's construction (for interior locations the bounds only cut at 0).
-            nbrs = {_location((a, b)) for a, b in nfun(loc) if 0 <= a < h and 0 <= b < w}
+            nbrs = {location((a, b)) for a, b in nfun(loc) if 0 <= a < h and 0 <= b < w}
             wave = set()
             wave |= nbrs
             entry = pool[pkey] = (nbrs, wave)
@@ -142,7 +133,7 @@ def objects(grid: Grid, univalued: Boolean, diagonal: Boolean, without_bg: Boole
     Built wave by wave exactly as dsl-spec §3 entry 90 prescribes, which fixes every iteration order.
     ``()`` → error; ``((),)`` → empty set unless ``without_bg`` (then error).
     """
-    packed = _byte_grid(grid)
+    packed = byte_grid(grid)
     if packed is None:
         return _objects_general(grid, univalued, diagonal, without_bg)
     flat, packed = packed
@@ -153,7 +144,7 @@ def objects(grid: Grid, univalued: Boolean, diagonal: Boolean, without_bg: Boole
     if without_bg:
         bg = max(set(flat), key=packed.count)  # = mostcolor(grid)
         # The reference skips background seeds; drop them up front.
-        seeds = compress(zip(seeds, values), bytes(values).translate(_OTHER[bg]))
+        seeds = compress(zip(seeds, values), bytes(values).translate(OTHER[bg]))
     else:
         # All cells are ints here, none equals None: every seed is eligible, every cell qualifies.
         bg = None
@@ -264,11 +255,11 @@ def _palette_of(element: Grid) -> frozenset:
 
 def _colour_objects(grid: Grid, colours) -> Objects:
     """One object per colour in ``colours``' iteration order, each holding the colour's cells row-major."""
-    packed = _byte_grid(grid)
+    packed = byte_grid(grid)
     if packed is not None:
         flat, packed = packed
-        cells = list(zip(flat, _row_major(len(grid), len(grid[0]))))
-        return frozenset([frozenset(compress(cells, packed.translate(_SAME[c]))) for c in colours])
+        cells = list(zip(flat, row_major(len(grid), len(grid[0]))))
+        return frozenset([frozenset(compress(cells, packed.translate(SAME[c]))) for c in colours])
     return frozenset([
         frozenset([(v, (i, j)) for i, r in enumerate(grid) for j, v in enumerate(r) if v == value])
         for value in colours

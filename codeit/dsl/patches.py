@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from itertools import chain
 
-from codeit.dsl.measures import _cols_of, _rect_flat, _row_major, _rows_of, height, toindices, width
+from codeit.dsl.cells import cols_of, rect_flat, row_major, rows_of
+from codeit.dsl.measures import height, toindices, width
 from codeit.dsl.registry import primitive
 from codeit.dsl.types import Boolean, Element, Grid, Integer, IntegerSet, IntegerTuple, Object, Patch, Piece
 
@@ -24,7 +25,7 @@ def uppermost(patch: Patch) -> Integer:
     """Smallest row index among the patch's locations. Empty → error."""
     if len(patch) == 0:
         raise _empty_error("uppermost")
-    return min(_rows_of(patch))
+    return min(rows_of(patch))
 
 
 @primitive
@@ -32,7 +33,7 @@ def lowermost(patch: Patch) -> Integer:
     """Largest row index. Empty → error."""
     if len(patch) == 0:
         raise _empty_error("lowermost")
-    return max(_rows_of(patch))
+    return max(rows_of(patch))
 
 
 @primitive
@@ -40,7 +41,7 @@ def leftmost(patch: Patch) -> Integer:
     """Smallest column index. Empty → error."""
     if len(patch) == 0:
         raise _empty_error("leftmost")
-    return min(_cols_of(patch))
+    return min(cols_of(patch))
 
 
 @primitive
@@ -48,7 +49,7 @@ def rightmost(patch: Patch) -> Integer:
     """Largest column index. Empty → error."""
     if len(patch) == 0:
         raise _empty_error("rightmost")
-    return max(_cols_of(patch))
+    return max(cols_of(patch))
 
 
 @primitive
@@ -77,16 +78,16 @@ def hline(patch: Patch) -> Boolean:
 @primitive
 def hmatching(a: Patch, b: Patch) -> Boolean:
     """Whether the patches share a row index (empty → False)."""
-    rows_a = set(_rows_of(a)) if len(a) else set()
-    rows_b = set(_rows_of(b)) if len(b) else set()
+    rows_a = set(rows_of(a)) if len(a) else set()
+    rows_b = set(rows_of(b)) if len(b) else set()
     return not rows_a.isdisjoint(rows_b)
 
 
 @primitive
 def vmatching(a: Patch, b: Patch) -> Boolean:
     """Whether the patches share a column index (empty → False)."""
-    cols_a = set(_cols_of(a)) if len(a) else set()
-    cols_b = set(_cols_of(b)) if len(b) else set()
+    cols_a = set(cols_of(a)) if len(a) else set()
+    cols_b = set(cols_of(b)) if len(b) else set()
     return not cols_a.isdisjoint(cols_b)
 
 
@@ -112,10 +113,10 @@ def bordering(patch: Patch, grid: Grid) -> Boolean:
     right, short-circuiting like the reference). Empty → error."""
     if len(patch) == 0:
         raise _empty_error("bordering")
-    rows = _rows_of(patch)
+    rows = rows_of(patch)
     if min(rows) == 0:
         return True
-    cols = _cols_of(patch)
+    cols = cols_of(patch)
     return min(cols) == 0 or max(rows) == len(grid) - 1 or max(cols) == len(grid[0]) - 1
 
 
@@ -163,7 +164,7 @@ def toobject(patch: Patch, grid: Grid) -> Object:
 def asobject(grid: Grid) -> Object:
     """Every grid cell as ``(colour, (i, j))``, built row-major."""
     if isinstance(grid, tuple) and grid and isinstance(grid[0], tuple) and grid[0]:
-        flat = _rect_flat(grid)
+        flat = rect_flat(grid)
         if flat is not None:
-            return frozenset(zip(flat, _row_major(len(grid), len(grid[0]))))
+            return frozenset(zip(flat, row_major(len(grid), len(grid[0]))))
     return frozenset([(v, (i, j)) for i, r in enumerate(grid) for j, v in enumerate(r)])
