@@ -14,7 +14,7 @@ from typing import Any
 
 __all__ = ["NAMED_CONFIGS", "PAPER_CONFIG", "SMOKE", "merge_config", "plain", "section"]
 
-#: The default configuration: the paper's values (DESIGN.md §4), the embedded data source.
+#: The default configuration: the paper's values (docs/algorithm.md §4), the embedded data source.
 PAPER_CONFIG: dict[str, Any] = {
     "pipeline": "codeit",              # codeit | mutation_baseline
     "n_iterations": 100,
@@ -29,7 +29,7 @@ PAPER_CONFIG: dict[str, Any] = {
         "max_demos": 10,
     },
     # the initial buffer: training programs, programs of init.samplers for the training tasks
-    # (random typed programs: the embedded data has few programs, DESIGN.md §6), mutated tasks
+    # (random typed programs: the embedded data has few programs, docs/algorithm.md §6), mutated tasks
     "init": {"mutated": 19_200, "samplers": ["random"], "relabel": ["hindsight"]},
     "random_programs": {"per_task": 4, "length": [1, 6], "attempts": 20, "tries": 30},
     "mutation_chunk_ratio": 0.0,       # A1: 0.5 -> mutation_chunk = 9,600 fresh mutated tasks per iteration
@@ -69,7 +69,7 @@ PAPER_CONFIG: dict[str, Any] = {
     # the mutation baseline (pipeline=mutation_baseline; codeit.baseline.pipeline.BaselineConfig)
     "baseline": {"samples": 19_200, "chunk_size": 9_600, "curve_step": 960, "memory_mb": 3072,
                  "stall_timeout": 120.0, "memoise": True, "progress": True,
-                 "candidates": "any",          # DESIGN.md §4 step 6; or "solving" (every demonstration)
+                 "candidates": "any",          # docs/algorithm.md §4 step 6; or "solving" (every demonstration)
                  "prune": True},               # "any": test-solving programs first (same curve, faster)
     "execution": {"timeout": 1.0, "line_timeout": 0.25, "max_elements": 1000, "memory_mb": 2048,
                   "workers": None, "max_cells": 1000, "chunk_size": 32},
@@ -101,7 +101,7 @@ SMOKE: dict[str, Any] = {
 #: name -> (config updates, what it is); docs/experiments.md renders this table.
 NAMED_CONFIGS: dict[str, tuple[dict[str, Any], str]] = {
     "smoke": (SMOKE, "CPU smoke size: tiny model on 1 thread, 20 search tasks, 4 samples each, 3 meta-iterations"),
-    # ablations (DESIGN.md §4)
+    # ablations (docs/algorithm.md §4)
     "a1_no_exit": ({"plugins": {"relabel": []}, "mutation_chunk_ratio": 0.5},
                    ("A1 no ExIt: policy programs never enter the buffer; each meta-iteration adds a fresh chunk "
                     "of mutated tasks (half of init.mutated: 9,600)")),

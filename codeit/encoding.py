@@ -1,4 +1,4 @@
-"""The sparse grid text encoding of DESIGN.md §4 and its exact inverse; task -> model input text.
+"""The sparse grid text encoding of docs/algorithm.md §4 and its exact inverse; task -> model input text.
 
 One grid::
 

@@ -30,6 +30,7 @@ import importlib
 import importlib.metadata
 import importlib.util
 import inspect
+import re
 import sys
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
@@ -130,9 +131,15 @@ class PluginManager(pluggy.PluginManager):
             if plugin is None:  # blocked
                 continue
             hooks = sorted(c.name for c in (self.get_hookcallers(plugin) or []))
-            doc = (inspect.getdoc(plugin) or "").strip().splitlines()
-            rows.append((name, self.origins.get(name, "object"), hooks, doc[0] if doc else ""))
+            rows.append((name, self.origins.get(name, "object"), hooks, summary(inspect.getdoc(plugin) or "")))
         return rows
+
+
+def summary(doc: str) -> str:
+    """The first sentence of a docstring's first paragraph, on one line, without reST markup."""
+    paragraph = " ".join(doc.strip().split("\n\n")[0].split())
+    sentence = re.split(r"(?<=[.!?])\s", paragraph, maxsplit=1)[0]
+    return re.sub(r":\w+:`~?([^`]+)`", r"\1", sentence).replace("``", "")
 
 
 def plugins_config(config: Mapping[str, Any] | None) -> Mapping[str, Any]:

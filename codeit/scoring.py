@@ -1,4 +1,4 @@
-"""Scoring candidate programs: accuracy on examples and the top-3 rule of DESIGN.md §4 step 7.
+"""Scoring candidate programs: accuracy on examples and the top-3 rule of docs/algorithm.md §4 step 7.
 
 Per search task, candidate programs are ranked by demonstration accuracy (descending), ties by
 program length (shorter first; then by program text, so the ranking is deterministic); the task is

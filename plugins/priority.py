@@ -1,4 +1,4 @@
-"""Priority schemes performance, uniform, length, age, distance (DESIGN.md §4).
+"""Priority schemes performance, uniform, length, age, distance (docs/algorithm.md §4).
 
 Each scheme scores a batch of buffer entries in [0, 1], vectorised over the ``columns`` arrays of
 ``codeit_priority``.  A run combines the schemes named in ``config["plugins"]["priority"]`` as a

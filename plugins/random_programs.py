@@ -1,6 +1,6 @@
 """Sampler ``random``: well-typed random straight-line programs, built line by line on a task's input.
 
-Seeds the replay buffer when no published programs are available (DESIGN.md §6): hindsight
+Seeds the replay buffer when no published programs are available (docs/algorithm.md §6): hindsight
 relabelling turns every program with valid outputs into a training task it solves.
 
 A program is grown on the task's first demonstration input.  Each step picks a primitive, fills its

@@ -1,4 +1,4 @@
-"""Relabelers hindsight (default) and filter (ablation A2) (DESIGN.md §4 step 5).
+"""Relabelers hindsight (default) and filter (ablation A2) (docs/algorithm.md §4 step 5).
 
 ``hindsight``: a program with at least one valid output becomes a new task whose examples are the
 demonstration inputs it ran on with the outputs it actually produced; the program solves that task

@@ -1,4 +1,4 @@
-"""The prioritised replay buffer of CodeIt (DESIGN.md §4).
+"""The prioritised replay buffer of CodeIt (docs/algorithm.md §4).
 
 Entries (:class:`Entry`: a task, the program that solves it, where it came from and the numbers the
 priority schemes read) live in two parts: ``initial`` (training programs, mutated and random

@@ -142,7 +142,7 @@ class CodeItLoop:
                 self.executor = None
                 metrics = metrics or (self.state.history[-1] if self.state.history else {})
                 self.pm.hook.codeit_run_end(config=self.config, buffer=self.buffer, metrics=metrics, run=self)
-        self.log(f"done: {self.state.iteration} meta-iterations in {time.perf_counter() - started:.0f} s; "
+        self.log(f"done: {_count(self.state.iteration, 'meta-iteration')} in {time.perf_counter() - started:.0f} s; "
                  f"solved {len(self.state.solutions)}/{len(self.search_tasks)} search tasks (cumulative)")
         return dict(metrics)
 
@@ -443,10 +443,14 @@ class CodeItLoop:
                      + (" ..." if len(changed) > 12 else ""))
         self.resumed_from = found.path
         self.resumed_iterations = self.state.iteration
-        self.log(f"resumed from {found.path}: {self.state.iteration} meta-iterations done, "
+        self.log(f"resumed from {found.path}: {_count(self.state.iteration, 'meta-iteration')} done, "
                  f"{len(self.state.solutions)} tasks solved, buffer {len(self.buffer)}")
         for i, metrics in enumerate(self.state.history):  # the record of the resumed run is complete
             self.pm.hook.codeit_metrics(iteration=i, metrics=metrics, config=self.config)
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}" + ("" if n == 1 else "s")
 
 
 def _numbers(values: Mapping[str, Any] | None, prefix: str = "") -> dict[str, float]:

@@ -1,4 +1,4 @@
-"""Depth-1 program mutation (DESIGN.md §4, mutation baseline): one primitive call or one argument
+"""Depth-1 program mutation (docs/algorithm.md §4, mutation baseline): one primitive call or one argument
 replaced by a type-compatible alternative, filtered by running the variant.
 
 Given a program and the inputs of the task it was written for, :class:`Depth1Mutator`
@@ -59,7 +59,7 @@ from codeit.search.inference import (
 
 __all__ = ["MAX_CELLS", "Depth1Mutator", "Mutant", "apply_mutation", "candidate_mutations", "grid_cells"]
 
-#: Outputs must have fewer cells than this (DESIGN.md §4 step 4).
+#: Outputs must have fewer cells than this (docs/algorithm.md §4 step 4).
 MAX_CELLS = 1000
 
 _GENERIC = frozenset({"Any", "Container", "ContainerContainer", "FrozenSet", "Tuple", "TupleTuple", CALLABLE})

