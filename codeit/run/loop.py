@@ -54,6 +54,7 @@ from codeit.execution.limits import ExecutionLimits, ExecutionResult
 from codeit.files import atomic_write
 from codeit.hookspecs import Proposals
 from codeit.plugins import UnknownComponentError, get_plugin_manager, selected_names
+from codeit.progress import progress_bar
 from codeit.run.buffer import POLICY_SOURCE, Entry, ReplayBuffer
 from codeit.run.checkpoint import changed_keys, load_checkpoint, save_checkpoint
 from codeit.run.data import RunData, load_run_data
@@ -106,6 +107,7 @@ class CodeItLoop:
         self.relabelers = selected_names(self.config, "relabel")
         self.init_samplers = [str(s) for s in self.config["init"].get("samplers") or []]
         self.init_relabelers = [str(s) for s in self.config["init"].get("relabel") or []]
+        self.progress = bool(self.config.get("progress", True))
 
     @property
     def search_tasks(self) -> list[Task]:
@@ -286,6 +288,7 @@ class CodeItLoop:
             return 0
         added = 0
         tried: set[tuple[str, str]] = set()
+        bar = progress_bar(n, "mutated tasks", "task", self.progress)
         while added < n:
             jobs: list[tuple[Task, str]] = []
             for index in self.rng.permutation(len(parents)):
@@ -304,8 +307,10 @@ class CodeItLoop:
                     break
             if not jobs:
                 break  # the mutators have nothing new to offer
-            added += self._execute_and_store(jobs, MUTATED_SOURCE, iteration, self.init_relabelers,
-                                             limit=n - added)
+            new = self._execute_and_store(jobs, MUTATED_SOURCE, iteration, self.init_relabelers, limit=n - added)
+            added += new
+            bar.update(new)
+        bar.close()
         return added
 
     def _execute_and_store(self, jobs: Sequence[tuple[Task, str]], source: str, iteration: int,
@@ -349,7 +354,13 @@ class CodeItLoop:
         return entries
 
     def _run_jobs(self, jobs: list[tuple[str, list[Any]]]) -> list[ExecutionResult]:
-        return self.executor.run(jobs, progress=False) if jobs else []
+        if not jobs:
+            return []
+        bar = progress_bar(len(jobs), "executing", "program", self.progress)
+        try:
+            return self.executor.run(jobs, progress=lambda done, total: bar.update(done - bar.n))
+        finally:
+            bar.close()
 
     def _valid(self, outputs: Sequence[Any]) -> list[Any]:
         """Outputs with ``execution.max_cells`` or more cells discarded (docs/algorithm.md, step 4)."""
