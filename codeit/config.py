@@ -73,7 +73,8 @@ PAPER_CONFIG: dict[str, Any] = {
                  "candidates": "any",          # docs/algorithm.md §4 step 6; or "solving" (every demonstration)
                  "prune": True},               # "any": test-solving programs first (same curve, faster)
     "execution": {"timeout": 1.0, "line_timeout": 0.25, "max_elements": 1000, "memory_mb": 2048,
-                  "workers": None, "max_cells": 1000, "chunk_size": 32},
+                  "workers": None, "max_cells": 1000, "chunk_size": 32,
+                  "overlap": "auto"},  # run sampled programs while the network samples (auto: spare CPUs)
     "plugins": {"modules": [], "disable": [], "model": "t5", "sampler": ["policy"], "relabel": ["hindsight"],
                 "priority": ["performance"]},
     "checkpoint": {"every": 1, "keep": 1},

@@ -22,7 +22,7 @@ Keep this module and docs/hooks.md in step: a test checks that every hook here i
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -112,7 +112,8 @@ def codeit_make_model(name: str, config: Mapping[str, Any]) -> Model | None:
 
 @hookspec(firstresult=True)
 def codeit_sample_programs(name: str, tasks: Sequence[Task], model: Model | None, iteration: int,
-                           rng: Any, config: Mapping[str, Any]) -> Proposals | Mapping[str, Sequence[str]] | None:
+                           rng: Any, config: Mapping[str, Any], stream: Callable[[Mapping[str, Sequence[str]]], None]
+                           | None) -> Proposals | Mapping[str, Sequence[str]] | None:
     """Propose programs for ``tasks`` with the sampler called ``name``.
 
     Called by the loop once per meta-iteration for each sampler in ``config["plugins"]["sampler"]``
@@ -121,8 +122,12 @@ def codeit_sample_programs(name: str, tasks: Sequence[Task], model: Model | None
     without one), ``rng`` a ``numpy.random.Generator``.  Return :class:`Proposals` (program texts per
     task key -- program lines only, no ``def``/``return``; duplicates allowed, the loop deduplicates --
     and the call's metrics) or a plain ``{task key: [program text, ...]}``, or ``None`` if ``name`` is
-    not yours.  The loop executes the programs and relabels them with source
-    ``name``.  ``firstresult``.
+    not yours.  The loop executes the programs and relabels them with source ``name``.
+
+    ``stream`` is ``None``, or (when the loop can execute programs while the sampler works, e.g. a GPU
+    sampling while the CPUs execute: ``execution.overlap``) a function a sampler that works in
+    batches may call with each batch, ``{task key: [program text, ...]}``, as soon as it is ready;
+    the returned value must still hold every program.  ``firstresult``.
     """
 
 

@@ -218,6 +218,51 @@ def test_resume_gives_the_same_run_as_an_uninterrupted_one(data, tmp_path):
         assert torch.equal(a, b)
 
 
+class StreamingOracle(Oracle):
+    """The oracle, handing over its programs one task at a time (as a GPU sampler in batches would)."""
+
+    def __init__(self, solve_at):
+        super().__init__(solve_at)
+        self.streamed = 0
+
+    def codeit_sample_programs(self, name, tasks, iteration, stream):
+        out = super().codeit_sample_programs(name, tasks, iteration)
+        if out is not None and stream is not None:
+            for key, programs in out.items():
+                stream({key: programs})
+                self.streamed += 1
+        return out
+
+
+def test_executing_while_sampling_gives_the_same_run(data, tmp_path):
+    runs = {}
+    for overlap in (False, True):
+        oracle = StreamingOracle({"s-rot270": 0, "s-vconcat": 1})
+        cfg = config(n_iterations=2, execution={"overlap": overlap}, plugins={"model": None, "sampler": ["oracle"]})
+        pm = get_plugin_manager(merge_config(cfg, {"plugins": {"disable": ["depth1"]}}),
+                                plugins=[("oracle", oracle), ("swap", Swap())])
+        loop = CodeItLoop(cfg, pm, work_dir=tmp_path / str(overlap), data=data, log=lambda text: None)
+        loop.run()
+        runs[overlap] = loop
+        assert oracle.streamed == (2 * len(data.search) if overlap else 0)
+    plain, overlapped = runs[False], runs[True]
+    assert without_timings(overlapped.state.history) == without_timings(plain.state.history)
+    assert overlapped.state.candidates == plain.state.candidates
+    assert [e.key for e in overlapped.buffer] == [e.key for e in plain.buffer]
+
+
+def test_the_policy_sampler_streams_every_program_it_returns(data):
+    from codeit_plugins import policy_sampler, t5
+
+    cfg = config(policy={"n_samples": 3})
+    model = t5.T5Model.from_config(cfg)
+    batches = []
+    out = policy_sampler.sample_programs(data.search, model, np.random.default_rng(0), cfg, stream=batches.append)
+    streamed = {k: v for batch in batches for k, v in batch.items()}
+    assert streamed == out.programs and len(batches) == -(-len(data.search) // policy_sampler.STREAM_TASKS)
+    assert out.metrics["sample_parsed"] + out.metrics["sample_unparsable"] == 3 * len(data.search)
+
+
 def test_a1_no_exit_policy_samples_never_enter_the_buffer(data, tmp_path):
     cfg = config(n_iterations=2, mutation_chunk=4, plugins={"relabel": [], "model": None, "sampler": ["oracle"]})
     loop = make_loop(cfg, data, tmp_path)

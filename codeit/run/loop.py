@@ -38,9 +38,11 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import queue
 import random
 import shutil
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -51,6 +53,7 @@ import numpy as np
 from codeit.config import PAPER_CONFIG, merge_config
 from codeit.execution.executor import BatchExecutor
 from codeit.execution.limits import ExecutionLimits, ExecutionResult
+from codeit.execution.workers import available_cpus
 from codeit.files import atomic_write
 from codeit.hookspecs import Proposals
 from codeit.plugins import UnknownComponentError, get_plugin_manager, selected_names
@@ -167,12 +170,15 @@ class CodeItLoop:
             m.update(_numbers(self.model.train(examples, self.config), prefix="train_"))
         m["train_seconds"] = time.perf_counter() - t0
 
-        # 3: every sampler proposes programs for the search tasks
+        # 3-4: every sampler proposes programs for the search tasks; each distinct program runs on its
+        # task's demonstration and test inputs (while the samplers work, when execution.overlap is on)
         t0 = time.perf_counter()
+        tasks = {t.key: t for t in self.search_tasks}
+        executions = _Executions(self._run_jobs, tasks, background=self._overlap())
         proposals: dict[tuple[str, str], str] = {}  # (task key, program) -> first sampler
         sampled = 0
         for name in self.samplers:
-            found = self._sample(name, self.search_tasks, i)
+            found = self._sample(name, self.search_tasks, i, stream=executions.stream)
             m.update(found.metrics)
             for key, programs in found.programs.items():
                 sampled += len(programs)
@@ -181,13 +187,10 @@ class CodeItLoop:
         m["sample_seconds"] = time.perf_counter() - t0
         m["programs_sampled"] = sampled
         m["programs_distinct"] = len(proposals)
-
-        # 4: execute each distinct program on its task's demonstration and test inputs
         t0 = time.perf_counter()
-        tasks = {t.key: t for t in self.search_tasks}
         items = [(tasks[k], p, s) for (k, p), s in proposals.items() if k in tasks]
-        results = self._run_jobs([(p, [e.input for e in t.examples]) for t, p, _ in items])
-        m["execute_seconds"] = time.perf_counter() - t0
+        results = executions.results([(t.key, p) for t, p, _ in items])
+        m["execute_seconds"] = time.perf_counter() - t0  # after sampling: what the overlap did not hide
         m["programs_per_second"] = len(items) / m["execute_seconds"] if m["execute_seconds"] > 0 else 0.0
         m["execution_timeouts"] = sum(any(e and e.startswith("timeout") for e in r.errors) for r in results)
 
@@ -329,9 +332,10 @@ class CodeItLoop:
 
     # -- hooks -----------------------------------------------------------------------------------
 
-    def _sample(self, name: str, tasks: Sequence[Task], iteration: int) -> Proposals:
+    def _sample(self, name: str, tasks: Sequence[Task], iteration: int, stream: Callable | None = None) -> Proposals:
         answer = self.pm.hook.codeit_sample_programs(name=name, tasks=list(tasks), model=self.model,
-                                                     iteration=iteration, rng=self.rng, config=self.config)
+                                                     iteration=iteration, rng=self.rng, config=self.config,
+                                                     stream=stream)
         if answer is None:
             raise UnknownComponentError(f"no plugin provides sampler {name!r} (config plugins.sampler or "
                                         "init.samplers; `codeit plugins` lists the plugins)")
@@ -352,6 +356,14 @@ class CodeItLoop:
                                             "init.relabel; `codeit plugins` lists the plugins)")
             entries.extend(result)
         return entries
+
+    def _overlap(self) -> bool:
+        """Whether sampled programs run while the samplers work (``execution.overlap``; ``"auto"``: when
+        the machine has CPUs to spare beyond the executor's workers, so the network keeps its own)."""
+        setting = self.config["execution"].get("overlap", "auto")
+        if setting == "auto":
+            return self.model is not None and available_cpus() > 2 * max(1, self.executor.n_workers)
+        return bool(setting)
 
     def _run_jobs(self, jobs: list[tuple[str, list[Any]]]) -> list[ExecutionResult]:
         if not jobs:
@@ -458,6 +470,63 @@ class CodeItLoop:
                  f"{len(self.state.solutions)} tasks solved, buffer {len(self.buffer)}")
         for i, metrics in enumerate(self.state.history):  # the record of the resumed run is complete
             self.pm.hook.codeit_metrics(iteration=i, metrics=metrics, config=self.config)
+
+
+class _Executions:
+    """The search tasks' programs, executed once each: in the background while samplers stream
+    batches (one thread owns the executor, batches in order), or all at once when asked for."""
+
+    def __init__(self, run_jobs: Callable[[list], list[ExecutionResult]], tasks: Mapping[str, Task],
+                 background: bool) -> None:
+        self.run_jobs = run_jobs
+        self.tasks = tasks
+        self.done: dict[tuple[str, str], ExecutionResult] = {}
+        self.sent: set[tuple[str, str]] = set()
+        self.queue: queue.Queue | None = queue.Queue() if background else None
+        self.error: BaseException | None = None
+        self.thread: threading.Thread | None = None
+        if self.queue is not None:
+            self.thread = threading.Thread(target=self._work, name="codeit-execute", daemon=True)
+            self.thread.start()
+
+    @property
+    def stream(self) -> Callable[[Mapping[str, Sequence[str]]], None] | None:
+        """What samplers get as ``stream`` (``None`` without a background thread)."""
+        return self._submit if self.queue is not None else None
+
+    def _submit(self, batch: Mapping[str, Sequence[str]]) -> None:
+        keys = [(k, p) for k, programs in batch.items() if k in self.tasks for p in programs]
+        keys = [key for key in dict.fromkeys(keys) if key not in self.sent]
+        self.sent.update(keys)
+        if keys:
+            self.queue.put(keys)
+
+    def _work(self) -> None:
+        while (keys := self.queue.get()) is not None:
+            if self.error is None:
+                try:
+                    self._execute(keys)
+                except BaseException as err:  # noqa: BLE001 - raised again in the caller's thread
+                    self.error = err
+
+    def _execute(self, keys: list[tuple[str, str]]) -> None:
+        jobs = [(p, [e.input for e in self.tasks[k].examples]) for k, p in keys]
+        self.done.update(zip(keys, self.run_jobs(jobs)))
+
+    def results(self, keys: list[tuple[str, str]]) -> list[ExecutionResult]:
+        """The results of ``keys`` (executing what was not streamed), in order."""
+        missing = [key for key in dict.fromkeys(keys) if key not in self.sent]
+        self.sent.update(missing)
+        if self.queue is not None:
+            if missing:
+                self.queue.put(missing)
+            self.queue.put(None)
+            self.thread.join()
+            if self.error is not None:
+                raise self.error
+        elif missing:
+            self._execute(missing)
+        return [self.done[key] for key in keys]
 
 
 def _count(n: int, noun: str) -> str:
