@@ -124,6 +124,13 @@ NAMED_CONFIGS: dict[str, tuple[dict[str, Any], str]] = {
     "codet5p_220m": ({"policy": {"model": "Salesforce/codet5p-220m"}},
                      "pretrained CodeT5+ 220M (hub), the paper's default"),
     "codet5p_770m": ({"policy": {"model": "Salesforce/codet5p-770m"}}, "pretrained CodeT5+ 770M (hub)"),
+    # one GPU
+    "gpu_check": ({"n_iterations": 2, "policy": {"model": "base", "device": "cuda", "n_samples": 8, "progress": True},
+                   "data": {"n_search_tasks": 100}, "init": {"mutated": 2000},
+                   "train": {"policy_samples": 2000, "initial_samples": 2000}},
+                  ("proves a GPU install: 2 meta-iterations of the base-size model on CUDA (100 search tasks, "
+                   "8 samples each, 4,000 training experiences), with throughput and the GPU's busy fraction; "
+                   "fails at once without CUDA")),
     # data
     "codeit_data": ({"data": {"source": "codeit"}, "init": {"samplers": []}},
                     ("the published CodeIt task files and training programs, no random programs "

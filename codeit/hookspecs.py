@@ -70,6 +70,9 @@ class Run(Protocol):
     def add_artifact(self, name: str, data: bytes) -> None:
         """Record ``data`` as the run's file ``name`` (Sacred's artifacts, or ``<work dir>/outputs/``)."""
 
+    def add_metrics(self, iteration: int, metrics: Mapping[str, float]) -> None:
+        """Add metrics an observer measured to meta-iteration ``iteration`` (history and ``codeit_metrics``)."""
+
 
 class Model(Protocol):
     """What :func:`codeit_make_model` returns: the policy, a text-to-program model.
@@ -196,13 +199,14 @@ def codeit_iteration_start(iteration: int, buffer: ReplayBuffer, config: Mapping
 def codeit_iteration_end(iteration: int, buffer: ReplayBuffer, metrics: Mapping[str, float],
                          results: IterationResults, run: Run, config: Mapping[str, Any]) -> None:
     """Meta-iteration ``iteration`` is complete (its checkpoint is written right after): new entries
-    are in the buffer and ``metrics`` (the same mapping passed to :func:`codeit_metrics`) are final.  ``results``
-    (:class:`codeit.run.state.IterationResults`) holds what the iteration's programs did;
-    ``run`` is the run: ``run.state`` (:class:`codeit.run.state.RunState`: metrics history, every
-    candidate and first solution so far), ``run.search_tasks``, ``run.work_dir`` and
-    ``run.add_artifact(name, data)`` to record a file with the run (Sacred's artifacts, or
-    ``<work dir>/outputs/``).  Observers write reports here (the built-in ``artifacts`` plugin writes
-    the solutions and programs of the iteration).  Return value ignored.  Collected."""
+    are in the buffer and ``metrics`` (the same mapping passed to :func:`codeit_metrics`) are final.
+    ``results`` (:class:`codeit.run.state.IterationResults`) holds what the iteration's programs did;
+    ``run`` is the run (:class:`Run`): ``run.state`` (metrics history, every candidate and first
+    solution so far), ``run.search_tasks``, ``run.work_dir``, ``run.add_artifact(name, data)`` to
+    record a file with the run (Sacred's artifacts, or ``<work dir>/outputs/``) and
+    ``run.add_metrics(iteration, metrics)`` to add what an observer measured.  Observers write
+    reports here (the built-in ``artifacts`` plugin writes the solutions and programs of the
+    iteration).  Return value ignored.  Collected."""
 
 
 @hookspec

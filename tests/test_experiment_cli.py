@@ -75,6 +75,7 @@ def test_a_plugin_module_given_as_a_file(tmp_path):
     (["n_iteration=2"], "unknown config key 'n_iteration' (did you mean 'n_iterations'?)"),
     (["policy.temprature=0.5"], "'policy.temprature' (did you mean 'policy.temperature'?)"),
     (["-m", "127.0.0.1:1:codeit"], "MongoDB at mongodb://127.0.0.1:1 (database 'codeit') is unreachable"),
+    (["with", "gpu_check"], "policy.device=cuda but torch sees no CUDA device"),
 ])
 def test_user_errors_are_one_line_and_a_nonzero_exit(tmp_path, args, message):
     extra = list(args)

@@ -263,6 +263,25 @@ def test_the_policy_sampler_streams_every_program_it_returns(data):
     assert out.metrics["sample_parsed"] + out.metrics["sample_unparsable"] == 3 * len(data.search)
 
 
+class Measurer:
+    """An observer adding a measurement of its own to each iteration (as gpu_meter does)."""
+
+    def codeit_iteration_end(self, iteration, run):
+        run.add_metrics(iteration, {"measured_thing": 10.0 + iteration})
+
+
+def test_observers_add_metrics_to_the_iteration(data, tmp_path):
+    spy = Spy()
+    cfg = config(n_iterations=2, plugins={"model": None, "sampler": ["oracle"]})
+    pm = get_plugin_manager(merge_config(cfg, {"plugins": {"disable": ["depth1"]}}),
+                            plugins=[("oracle", Oracle({})), ("spy", spy), ("measurer", Measurer())])
+    loop = CodeItLoop(cfg, pm, work_dir=tmp_path / "run", data=data, log=lambda text: None)
+    loop.run()
+    assert [h["measured_thing"] for h in loop.state.history] == [10.0, 11.0]
+    reported = [c[2] for c in spy.calls if c[0] == "metrics" and "measured_thing" in c[2]]
+    assert reported == [{"measured_thing": 10.0}, {"measured_thing": 11.0}]
+
+
 def test_a1_no_exit_policy_samples_never_enter_the_buffer(data, tmp_path):
     cfg = config(n_iterations=2, mutation_chunk=4, plugins={"relabel": [], "model": None, "sampler": ["oracle"]})
     loop = make_loop(cfg, data, tmp_path)

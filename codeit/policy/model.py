@@ -34,10 +34,18 @@ PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 
 
 def resolve_device(device: str | torch.device | None = "auto") -> torch.device:
-    """``auto``/``None``: CUDA when available, else CPU; anything else as given."""
+    """``auto``/``None``: CUDA when available, else CPU; anything else as given.  Asking for CUDA on a
+    machine without it is a :class:`~codeit.errors.UserError` (at once, not at the first tensor)."""
     if device is None or str(device) == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
+    resolved = torch.device(device)
+    if resolved.type == "cuda" and not torch.cuda.is_available():
+        from codeit.errors import UserError
+
+        raise UserError(f"policy.device={device} but torch sees no CUDA device (torch {torch.__version__}, "
+                        f"CUDA build: {torch.version.cuda or 'no'}); run on a GPU machine with a CUDA build of "
+                        "torch, or use policy.device=cpu")
+    return resolved
 
 
 def resolve_precision(precision: str, device: torch.device) -> str:

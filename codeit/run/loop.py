@@ -124,11 +124,11 @@ class CodeItLoop:
         np.random.seed(self.seed % 2**32)
         self.work_dir.mkdir(parents=True, exist_ok=True)
         started = time.perf_counter()
+        self.model = self._make_model()  # first: a model that cannot be built fails the run at once
         if self.data is None:
             self.data = load_run_data(self.config, log=self.log)
         self.log(f"data: {len(self.data.train)} training tasks ({len(self.data.parents)} with programs), "
                  f"{len(self.data.search)} search tasks ({self.data.source})")
-        self.model = self._make_model()
         ex = self.config["execution"]
         metrics: dict[str, float] = {}
         with BatchExecutor(workers=ex.get("workers"), limits=ExecutionLimits.from_config(ex),
@@ -448,6 +448,14 @@ class CodeItLoop:
             self.artifact_sink(str(path), name)
         finally:
             shutil.rmtree(folder, ignore_errors=True)
+
+    def add_metrics(self, iteration: int, metrics: Mapping[str, float]) -> None:
+        """Add ``metrics`` measured by an observer to meta-iteration ``iteration``'s record (its
+        history entry and ``codeit_metrics``), e.g. the GPU's busy fraction."""
+        values = _numbers(metrics)
+        if 0 <= iteration < len(self.state.history):
+            self.state.history[iteration].update(values)
+        self.pm.hook.codeit_metrics(iteration=iteration, metrics=values, config=self.config)
 
     def save_checkpoint(self) -> Path:
         """Write ``checkpoints/iter-NNNN`` for the iterations done so far (:mod:`codeit.run.checkpoint`)."""
