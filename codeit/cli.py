@@ -18,6 +18,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "plugins": ("list the registered plugins and the hooks they implement", "codeit.plugins:main"),
     "mutation-baseline": ("mutate seed programs and score the mutants on the evaluation tasks",
                           "codeit.baseline.pipeline:main"),
+    "compare": ("the ablation table and curves of recorded runs (file records or MongoDB)",
+                "codeit.compare.cli:main"),
 }
 
 
