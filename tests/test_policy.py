@@ -412,16 +412,16 @@ def test_t5_and_policy_sampler_plugins(pairs, tmp_path):
     grid = ((0, 1), (1, 0))
     tasks = [Task(f"k{i}", (Example(grid, grid),)) for i in range(3)]
     out = pm.hook.codeit_sample_programs(name="policy", tasks=tasks, model=model, iteration=0,
-                                         rng=np.random.default_rng(0), config=config)
+                                         rng=np.random.default_rng(0), config=config, stream=None)
     assert sorted(out.programs) == ["k0", "k1", "k2"]
     assert out.metrics["sample_parsed"] + out.metrics["sample_unparsable"] == 9
     assert sum(len(v) for v in out.programs.values()) == out.metrics["sample_parsed"]
     assert not hasattr(model, "last_metrics")  # figures are returned, never left on the model
     again = pm.hook.codeit_sample_programs(name="policy", tasks=tasks, model=model, iteration=0,
-                                           rng=np.random.default_rng(0), config=config)
+                                           rng=np.random.default_rng(0), config=config, stream=None)
     assert again.programs == out.programs
     assert pm.hook.codeit_sample_programs(name="random", tasks=tasks, model=model, iteration=0,
-                                          rng=np.random.default_rng(0), config=config) is None
+                                          rng=np.random.default_rng(0), config=config, stream=None) is None
     model.save(tmp_path / "m")
     model.load(tmp_path / "m")
     assert model.policy.epochs == 1

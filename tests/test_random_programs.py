@@ -50,7 +50,7 @@ def test_sampler_hook():
     tasks = arc()["training"][:3]
     config = {"random_programs": {"per_task": 2, "length": [1, 3]}}
     result = pm.hook.codeit_sample_programs(name="random", tasks=tasks, model=None, iteration=0,
-                                            rng=np.random.default_rng(0), config=config)
+                                            rng=np.random.default_rng(0), config=config, stream=None)
     assert set(result) == {t.key for t in tasks}
     assert all(1 <= len(v) <= 2 for v in result.values())
     assert all(len(parse(p)) <= 3 for v in result.values() for p in v)
