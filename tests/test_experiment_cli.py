@@ -37,6 +37,7 @@ SCHEME = textwrap.dedent('''
 
 
 def experiment(cwd: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+    """The experiment's command line in a fresh interpreter, in folder ``cwd``."""
     env = {k: v for k, v in os.environ.items() if k not in ("CODEIT_MONGO_URL", "PYTHONPATH")}
     proc = subprocess.run([sys.executable, str(EXPERIMENT), *args], cwd=cwd, env=env, capture_output=True, check=False,
                           text=True, timeout=280)
@@ -45,26 +46,47 @@ def experiment(cwd: Path, *args: str, check: bool = True) -> subprocess.Complete
     return proc
 
 
+def command_line(tmp_path: Path, monkeypatch, capsys, *args: str) -> tuple[int, str]:
+    """The same command line in this interpreter (Sacred's parser, our experiment), from ``tmp_path``:
+    ``(exit status, what it printed)``."""
+    from codeit.experiment import make_experiment
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("CODEIT_MONGO_URL", raising=False)
+    ex = make_experiment(file_root=tmp_path / "runs", use_env=False, save_git_info=False)
+    try:
+        ex.run_commandline(["codeit.py", *args])
+        status = 0
+    except SystemExit as stop:
+        status = stop.code or 0
+    out = capsys.readouterr()
+    return status, out.out + out.err
+
+
 def config_of(cwd: Path) -> dict:
     (run,) = [p for p in (cwd / "runs").iterdir() if (p / "config.json").exists()]
     return json.loads((run / "config.json").read_text())
 
 
-@pytest.mark.parametrize("selection", ['plugins.priority=["squared"]',
-                                       'plugins.priority={"squared": 1.0, "performance": 0.5}'])
-def test_priority_schemes_from_the_command_line_and_a_module_in_the_working_folder(tmp_path, selection):
+def test_a_weighted_mix_with_a_scheme_from_the_working_folder_as_typed_in_a_shell(tmp_path):
     (tmp_path / "my_priority.py").write_text(SCHEME)
+    selection = 'plugins.priority={"squared": 1.0, "performance": 0.5}'
     proc = experiment(tmp_path, *TINY, 'plugins.modules=["my_priority"]', selection)
     assert (tmp_path / "calls.txt").read_text().split(), "the scheme was never asked"
-    assert config_of(tmp_path)["plugins"]["priority"] == json.loads(selection.partition("=")[2])
+    assert config_of(tmp_path)["plugins"]["priority"] == {"squared": 1.0, "performance": 0.5}
     assert "Added new config entry" not in proc.stderr and "Changed type" not in proc.stderr
 
 
-def test_a_plugin_module_given_as_a_file(tmp_path):
+@pytest.mark.parametrize("module", ["my_priority", "schemes/squared_scheme.py"])
+def test_a_listed_scheme_from_a_module_or_a_file(tmp_path, monkeypatch, capsys, module):
     (tmp_path / "schemes").mkdir()
     (tmp_path / "schemes" / "squared_scheme.py").write_text(SCHEME)
-    experiment(tmp_path, *TINY, 'plugins.modules=["schemes/squared_scheme.py"]', 'plugins.priority=["squared"]')
-    assert (tmp_path / "calls.txt").exists()
+    (tmp_path / "my_priority.py").write_text(SCHEME)
+    status, printed = command_line(tmp_path, monkeypatch, capsys, *TINY, f'plugins.modules=["{module}"]',
+                                   'plugins.priority=["squared"]')
+    assert status == 0, printed[-2000:]
+    assert (tmp_path / "calls.txt").read_text().split(), "the scheme was never asked"
+    assert config_of(tmp_path)["plugins"]["priority"] == ["squared"]
 
 
 @pytest.mark.parametrize("args,message", [
@@ -72,24 +94,35 @@ def test_a_plugin_module_given_as_a_file(tmp_path):
     (["with", "codeit_data", "data.path=/no/such/folder"], "needs the CodeIt data folder: /no/such/folder"),
     (["resume_from=4242"], "resume_from=4242: neither a folder nor a run id"),
     (['plugins.modules=["no_such_module_here"]'], "cannot import plugin module 'no_such_module_here'"),
-    (["n_iteration=2"], "unknown config key 'n_iteration' (did you mean 'n_iterations'?)"),
     (["policy.temprature=0.5"], "'policy.temprature' (did you mean 'policy.temperature'?)"),
-    (["-m", "127.0.0.1:1:codeit"], "MongoDB at mongodb://127.0.0.1:1 (database 'codeit') is unreachable"),
     (["with", "gpu_check"], "policy.device=cuda but torch sees no CUDA device"),
 ])
-def test_user_errors_are_one_line_and_a_nonzero_exit(tmp_path, args, message):
+def test_user_errors_are_one_line_and_a_nonzero_exit(tmp_path, monkeypatch, capsys, args, message):
     extra = list(args)
     head = TINY
     if extra[0] == "with":  # more named configs go right after smoke
         head, extra = [*TINY[:2], *extra[1:2], *TINY[2:]], extra[2:]
-    proc = experiment(tmp_path, *head, *extra, check=False)
+    status, printed = command_line(tmp_path, monkeypatch, capsys, *head, *extra)
+    assert status != 0
+    assert message in printed, printed[-2000:]
+    assert "Traceback" not in printed, printed[-2000:]
+
+
+@pytest.mark.parametrize("args,message", [
+    (["n_iteration=2"], "unknown config key 'n_iteration' (did you mean 'n_iterations'?)"),
+    (["-m", "127.0.0.1:1:codeit"], "MongoDB at mongodb://127.0.0.1:1 (database 'codeit') is unreachable"),
+])
+def test_user_errors_in_a_shell_are_one_line(tmp_path, args, message):
+    proc = experiment(tmp_path, *TINY, *args, check=False)
     assert proc.returncode != 0
     assert message in proc.stderr, proc.stderr[-2000:]
     assert "Traceback" not in proc.stderr, proc.stderr[-2000:]
     assert len(proc.stderr.splitlines()) <= 6, proc.stderr[-2000:]  # Sacred's start/fail lines and ours
 
 
-def test_a_misspelled_plugins_key_is_named_with_a_suggestion(tmp_path):
-    proc = experiment(tmp_path, *TINY, 'plugins.prority=["uniform"]')
-    assert "config plugins.prority is not read by codeit itself" in proc.stdout + proc.stderr
-    assert "did you mean 'priority'?" in proc.stdout + proc.stderr
+def test_a_misspelled_plugins_key_is_named_with_a_suggestion(tmp_path, monkeypatch, capsys):
+    status, printed = command_line(tmp_path, monkeypatch, capsys, *TINY, "n_iterations=0",
+                                   'plugins.prority=["uniform"]')
+    assert status == 0, printed[-2000:]
+    assert "config plugins.prority is not read by codeit itself" in printed
+    assert "did you mean 'priority'?" in printed
