@@ -69,7 +69,7 @@ from typing import Any, Self
 
 from codeit.encoding import estimate_tokens
 from codeit.execution.limits import ExecutionLimits
-from codeit.execution.workers import stop_workers, worker_environment
+from codeit.execution.workers import worker_environment
 from codeit.files import atomic_write
 from codeit.program import Program, parse
 from codeit.scoring import Candidate, top_k
@@ -231,7 +231,14 @@ class WorkerPool:
     def close(self) -> None:
         if self._selector is None:
             return
-        stop_workers(self._workers, grace_s=2.0)
+        for worker in self._workers:
+            with contextlib.suppress(OSError):
+                worker.proc.stdin.close()
+        deadline = time.monotonic() + 2.0
+        for worker in self._workers:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                worker.proc.wait(max(0.0, deadline - time.monotonic()))
+            worker.kill()
         self._workers.clear()
         self._selector.close()
         self._selector = None
@@ -315,7 +322,7 @@ def _heartbeat() -> None:
 def _worker_main() -> None:
     import resource
 
-    from codeit.execution.shared_eval import guard
+    from codeit.execution.interrupt import guard
 
     config = json.loads(sys.argv[1])
     limits = ExecutionLimits(**config["limits"])
