@@ -58,6 +58,7 @@ def test_end_to_end_with_the_project_seeds(tmp_path, capsys):
         assert len(lines) == 1 + 6
 
 
+@pytest.mark.slow
 def test_resume_skips_what_is_scored(tmp_path, capsys):
     out = tmp_path / "run"
     _run(out)
@@ -87,6 +88,7 @@ def test_resume_skips_what_is_scored(tmp_path, capsys):
     assert "holds a run with other settings (seed)" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_mutation_sequence_is_deterministic(tmp_path):
     _run(tmp_path / "a", "--workers", "1")
     _run(tmp_path / "b", "--workers", "2")
@@ -147,6 +149,7 @@ RANKED_TASKS = ("358ba94e", "cd3c21df", "f5aa3634", "1a2e2828", "9a4bb226", "68b
                 "2546ccf6", "00576224", "05a7bcf2")
 
 
+@pytest.mark.slow
 @needs_data
 def test_pruned_any_gives_the_exhaustive_curve(tmp_path, capsys):
     """``--candidates any`` finds the test-solving programs first and ranks only the programs that

@@ -83,6 +83,18 @@ def test_the_interrupt_lands_only_in_program_code_and_repeats():
 
     BatchExecutor.__del__(Dying())
     assert finaliser_frames[0].f_code.co_name == "__del__"
+    tick_frames = []  # the frame of a tick handler, as a second tick would see it
+
+    def trace(frame, event, arg):
+        if event == "call" and frame.f_code is interrupt.on_tick.__code__:
+            tick_frames.append(frame)
+
+    sys.settrace(trace)
+    try:
+        interrupt.on_tick(signal.SIGALRM, None)
+    finally:
+        sys.settrace(None)
+    (tick_frame,) = tick_frames
     assert f"{os.sep}dsl{os.sep}" in finaliser_frames[1].f_code.co_filename  # inside the primitive
     for slot in (interrupt.LINE, interrupt.DEADLINE):  # a line far past its limit; an input past its deadline
         interrupt.WATCH[slot] = time.perf_counter() - 10.0
@@ -90,6 +102,8 @@ def test_the_interrupt_lands_only_in_program_code_and_repeats():
             interrupt.on_tick(signal.SIGALRM, sys._getframe())  # not program code: no interrupt
             for frame in finaliser_frames:  # in a finaliser: no interrupt (it would be swallowed)
                 interrupt.on_tick(signal.SIGALRM, frame)
+            # nor in the handler of an earlier tick that a second tick interrupted (seen: under a gc callback)
+            interrupt.on_tick(signal.SIGALRM, tick_frame)
             for _ in range(2):  # and it is not forgotten: every tick in program code interrupts
                 with pytest.raises(interrupt.ProgramInterrupt):
                     interrupt.on_tick(signal.SIGALRM, dsl_frame)

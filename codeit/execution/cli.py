@@ -98,21 +98,21 @@ def _check_jsonl(lines: Iterator[bytes | int], name: str) -> list[bytes | int]:
             return head  # too long to tell; it gets its own error
         if not line.strip():
             continue
-        number = len(head)
-        try:
-            if b"\0" in line:
-                raise UnicodeDecodeError("utf-8", line, line.index(b"\0"), line.index(b"\0") + 1, "a NUL byte")
-            text = line.decode("utf-8")
-        except UnicodeDecodeError as exc:
-            raise UserError(f"{name} is not JSON lines: line {number} is not UTF-8 text ({exc.reason} at byte "
-                            f"{exc.start}); expected one {{\"program\": ..., \"inputs\": [...]}} object per line") from None
-        try:
-            json.loads(text)
-        except RecursionError:
-            pass  # JSON, nested absurdly deep: that line fails on its own
-        except ValueError as exc:
-            raise UserError(f"{name} is not JSON lines: line {number} is not JSON ({exc}); expected one "
-                            f"{{\"program\": ..., \"inputs\": [...]}} object per line") from None
+        problem, nul = None, line.find(b"\0")
+        if nul >= 0:
+            problem = f"is not text (a NUL byte at byte {nul})"
+        else:
+            try:
+                json.loads(line.decode("utf-8"))
+            except UnicodeDecodeError as exc:
+                problem = f"is not UTF-8 text ({exc.reason} at byte {exc.start})"
+            except RecursionError:
+                pass  # JSON, nested absurdly deep: that line fails on its own
+            except ValueError as exc:
+                problem = f"is not JSON ({exc})"
+        if problem is not None:
+            raise UserError(f"{name} is not JSON lines: line {len(head)} {problem}; expected one "
+                            f"{{\"program\": ..., \"inputs\": [...]}} object per line")
         return head
     return head
 

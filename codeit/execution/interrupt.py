@@ -60,11 +60,12 @@ def in_program_code(frame: Any) -> bool:
     (a weakref callback, a library's gc hook), where Python prints and swallows the exception; the
     tick skips those and interrupts again at its next tick, back in the program.  The DSL calls
     only builtins, so a running program is always in this package's frames -- but not under a
-    finaliser (``__del__``; seen: the executor's own, at its first line), which swallows it too."""
+    finaliser (``__del__``; seen: the executor's own, at its first line), which swallows it too, nor
+    in a tick handler that a second tick interrupted (seen: under a gc callback, on a loaded machine)."""
     if frame is None or not frame.f_code.co_filename.startswith(_PACKAGE_DIR):
         return False
     while frame is not None:
-        if frame.f_code.co_name == "__del__":
+        if frame.f_code.co_name == "__del__" or frame.f_code is _ON_TICK:
             return False
         frame = frame.f_back
     return True
@@ -89,6 +90,9 @@ def on_tick(signum, frame) -> None:
             or (start and (now - start > WATCH[LINE_LIMIT]
                            or (WATCH[CEILING] and resident_pages() > WATCH[CEILING])))) and in_program_code(frame):
         raise ProgramInterrupt
+
+
+_ON_TICK = on_tick.__code__
 
 
 def _install(limits: ExecutionLimits, tick: float) -> Any:

@@ -39,6 +39,8 @@ from collections.abc import Hashable, Iterable
 from dataclasses import dataclass
 from typing import Any, Protocol, Self
 
+from codeit.execution.interrupt import DEADLINE, LINE, WATCH
+
 __all__ = ["Handler", "Job", "Outcome", "WorkerPool", "WorkerSpec", "available_cpus", "beat", "worker_environment",
            "worker_main"]
 
@@ -211,6 +213,7 @@ def worker_main() -> None:
             try:
                 answer = handler.run(item)
             except BaseException as exc:
+                WATCH[LINE] = WATCH[DEADLINE] = 0.0  # whatever was watched is over: no tick may land here
                 if isinstance(exc, (KeyboardInterrupt, SystemExit)):
                     raise
                 _write(_FAILED, _ID.pack(job_id), f"{type(exc).__name__}: {exc}"[:300].encode())
