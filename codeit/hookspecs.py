@@ -172,9 +172,9 @@ def codeit_priority(name: str, columns: Mapping[str, np.ndarray], config: Mappin
 def codeit_mutate(program: str, task: Task, rng: Any, config: Mapping[str, Any]) -> list[str] | None:
     """Propose variants of ``program`` (program lines) that was written for ``task``.
 
-    Called by the mutation sampler and by the buffer initialisation for each program to mutate;
-    every registered mutator takes part.  ``rng`` is a ``numpy.random.Generator`` (draw from it
-    only, for reproducibility).  Return a list of program texts (e.g. depth-1 mutations: one
+    Called by the mutation sampler, the buffer initialisation and the mutation baseline for each
+    program to mutate; every registered mutator takes part.  ``rng`` is a ``numpy.random.Generator``
+    (draw from it only, for reproducibility).  Return a list of program texts (e.g. depth-1 mutations: one
     primitive call or argument replaced by a type-compatible one); they need not be valid or
     distinct, the caller checks, executes and deduplicates.  Collected.
     """

@@ -59,6 +59,7 @@ def _failures(limits: ExecutionLimits) -> dict[str, list[tuple[int, str]]]:
     return failures
 
 
+@pytest.mark.slow
 def test_published_programs_reproduce_without_limits():
     failures = _failures(NO_LIMITS)
     assert sum(1 for _ in _tasks()) == 400
@@ -69,6 +70,7 @@ def test_published_programs_reproduce_without_limits():
                for _, reason in bad)
 
 
+@pytest.mark.slow
 def test_published_programs_under_paper_limits():
     failures = _failures(PAPER_LIMITS)
     assert set(failures) == set(FAILING_WITHOUT_LIMITS) | DROPPED_UNDER_PAPER_LIMITS, failures
