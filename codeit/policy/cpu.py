@@ -36,11 +36,21 @@ BF16_FLAGS = frozenset({"avx512_bf16", "amx_bf16"})
 
 # -- threads ------------------------------------------------------------------------------------------
 def available_cores() -> int:
-    """CPU cores this process may run on (its affinity mask where the OS has one)."""
+    """Physical CPU cores this process may run on: the CPUs of its affinity mask, hyperthreads of one
+    core counted once (as torch's own default counts them; a second hyperthread rarely speeds up
+    matrix code)."""
     try:
-        return max(1, len(os.sched_getaffinity(0)))
+        cpus = sorted(os.sched_getaffinity(0))
     except AttributeError:  # macOS, Windows
-        return max(1, os.cpu_count() or 1)
+        return max(1, torch.get_num_threads())
+    cores = set()
+    for cpu in cpus:
+        try:
+            with open(f"/sys/devices/system/cpu/cpu{cpu}/topology/thread_siblings_list") as f:
+                cores.add(f.read().strip())
+        except OSError:
+            cores.add(str(cpu))
+    return max(1, len(cores))
 
 
 @contextlib.contextmanager

@@ -64,6 +64,9 @@ class TrainStats:
 
     examples: int = 0
     dropped_long: int = 0
+    #: inputs that reached ``max_input_tokens`` (cut there, unless exactly that long): keep it at least
+    #: ``2 * max_side_tokens + 2`` so that the sides are capped by whole examples instead
+    truncated_inputs: int = 0
     steps: int = 0
     skipped_steps: int = 0
     input_tokens: int = 0
@@ -264,6 +267,7 @@ def train_epoch(model, tokenizer, optimizer: torch.optim.Optimizer, pairs: Seque
     t0 = time.perf_counter()
     inputs, targets, stats.dropped_long = tokenize_pairs(tokenizer, pairs, config.max_input_tokens,
                                                          config.max_target_tokens, token_ids)
+    stats.truncated_inputs = sum(len(x) >= config.max_input_tokens for x in inputs)
     in_len = np.fromiter((len(x) for x in inputs), dtype=np.int64, count=len(inputs))
     tgt_len = np.fromiter((len(y) for y in targets), dtype=np.int64, count=len(targets))
     # steps of exactly batch_size * grad_accum examples (the last may be smaller); max_batch_tokens only
