@@ -7,7 +7,7 @@
       model: base            # tiny | small | base | large, or a pretrained name / local directory
       random_weights: false  # ablation A4 for a pretrained name
       device: auto           # auto | cpu | cuda | cuda:1
-      precision: auto        # auto (fp32 CPU, bf16 CUDA) | fp32 | bf16 | fp16
+      precision: auto        # auto (bf16 CUDA; CPU: bf16 from small up where native, else fp32) | fp32 | bf16 | fp16
       lr: 5.0e-5
       batch_size: 8
       grad_accum: 64
@@ -52,9 +52,12 @@ class T5Model:
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any] | None) -> T5Model:
+        """The policy of ``config["policy"]``; on a CPU it trains and samples with ``config["threads"]``
+        torch threads (None: every core, the executor's workers being idle then)."""
         from codeit.policy import Policy, PolicyConfig
 
-        return cls(Policy(PolicyConfig.from_dict(policy_settings(config))))
+        threads = (config or {}).get("threads")
+        return cls(Policy(PolicyConfig.from_dict(policy_settings(config)), threads=int(threads) if threads else None))
 
     @property
     def tokenizer(self):
@@ -69,7 +72,8 @@ class T5Model:
         """One epoch on ``(input text, program text)`` pairs; the optimiser persists across calls."""
         stats = self.policy.train(examples)
         metrics = {"train_loss": stats.loss, "train_examples": stats.examples, "train_steps": stats.steps,
-                   "train_dropped_long": stats.dropped_long, "train_seconds": stats.seconds,
+                   "train_dropped_long": stats.dropped_long,
+                   "train_truncated_inputs": stats.truncated_inputs, "train_seconds": stats.seconds,
                    "train_examples_per_s": stats.examples_per_s, "train_tokens_per_s": stats.tokens_per_s,
                    "train_padding_fraction": stats.padding_fraction}
         return metrics

@@ -425,3 +425,219 @@ def test_t5_and_policy_sampler_plugins(pairs, tmp_path):
     model.save(tmp_path / "m")
     model.load(tmp_path / "m")
     assert model.policy.epochs == 1
+
+
+# -- CPU speed: kernels, incremental decoding, caches, precision, threads --------------------------------
+def _loss_and_grads(model, batch):
+    from codeit.policy.training import sequence_loss_sum
+
+    model.train()
+    model.zero_grad(set_to_none=True)
+    loss = sequence_loss_sum(model, batch)
+    loss.backward()
+    return loss.detach(), torch.cat([p.grad.flatten() for p in model.parameters()])
+
+
+def test_cpu_kernels_compute_what_sdpa_computes(pairs):
+    """The CPU attention, dropout and position bias change speed only: same loss and gradients."""
+    import copy
+
+    from codeit.policy.cpu import ATTENTION, FastDropout, use_cpu_kernels, use_default_kernels
+    from codeit.policy.training import collate, tokenize_pairs
+
+    policy = Policy(tiny(dropout=0.0))
+    assert policy.model.config._attn_implementation == ATTENTION  # on CPU by default
+    reference = copy.deepcopy(policy.model)
+    use_default_kernels(reference)
+    assert reference.config._attn_implementation == "sdpa"
+    assert not any(isinstance(m, FastDropout) for m in reference.modules())
+    inputs, targets, _ = tokenize_pairs(policy.tokenizer, pairs[:12], 1026, 512)
+    batch = collate(inputs, targets, 0, 0)  # padded inputs: the padding mask matters
+    loss, grads = _loss_and_grads(policy.model, batch)
+    ref_loss, ref_grads = _loss_and_grads(reference, batch)
+    assert torch.allclose(loss, ref_loss, rtol=1e-6)
+    assert torch.allclose(grads, ref_grads, rtol=1e-4, atol=1e-6)
+    assert use_cpu_kernels(reference) and any(isinstance(m, FastDropout) for m in reference.modules())
+
+
+def test_toeplitz_position_bias_equals_transformers():
+    from transformers import T5Config
+    from transformers.models.t5.modeling_t5 import T5Attention
+
+    from codeit.policy.cpu import toeplitz_position_bias
+
+    for decoder in (False, True):
+        attention = T5Attention(T5Config(d_model=32, num_heads=2, d_kv=16, is_decoder=decoder),
+                                has_relative_attention_bias=True, layer_idx=0)
+        for q, k, past in [(1, 1, 0), (7, 7, 0), (300, 300, 0), (1, 12, 11), (3, 9, 6), (5, 200, 0)]:
+            assert torch.equal(toeplitz_position_bias(attention, q, k, past_seen_tokens=past),
+                               attention.compute_bias(q, k, past_seen_tokens=past))
+
+
+def test_fast_dropout_keeps_one_minus_p_scaled_and_follows_torch_seed():
+    from codeit.policy.cpu import FastDropout, fast_dropout
+
+    x = torch.ones(200_000)
+    torch.manual_seed(3)
+    a = fast_dropout(x, 0.1)
+    torch.manual_seed(3)
+    assert torch.equal(a, fast_dropout(x, 0.1))  # torch's global RNG: checkpoints capture it
+    assert a.unique().tolist() == [0.0, pytest.approx(1 / 0.9)]
+    assert abs(float((a == 0).float().mean()) - 0.1) < 0.005
+    assert abs(float(a.mean()) - 1.0) < 0.01
+    module = FastDropout(0.3).eval()
+    assert torch.equal(module(x), x)
+
+
+def test_token_budget_micro_batches_keep_the_steps(pairs):
+    """max_batch_tokens changes how a step is cut, not which examples it holds: same steps, same gradients."""
+    results = []
+    for budget in (0, 600):
+        policy = Policy(tiny(batch_size=4, grad_accum=3, dropout=0.0, max_batch_tokens=budget))
+        optimizer = policy._ensure_optimizer()
+        params = [p for g in optimizer.param_groups for p in g["params"]]
+        grads = []
+        real_step = optimizer.step
+
+        def step(*args, _real=real_step, _grads=grads, _params=params, **kwargs):
+            _grads.append(torch.cat([p.grad.flatten() for p in _params]).clone())
+            return _real(*args, **kwargs)
+
+        optimizer.step = step
+        seen = []
+        stats = policy.train(pairs, on_step=seen.append)
+        results.append((stats.steps, [s["examples"] for s in seen], stats.losses, grads))
+    (steps, examples, losses, grads), (steps2, examples2, losses2, grads2) = results
+    assert steps == steps2 == len(pairs) // 12 and examples == examples2 == [12 * (k + 1) for k in range(steps)]
+    assert np.allclose(losses, losses2, rtol=1e-5)
+    assert torch.allclose(grads[0], grads2[0], rtol=1e-4, atol=1e-7)
+
+
+def test_incremental_decoder_matches_the_model(pairs):
+    """Greedy incremental decoding equals generate; its logits equal the model's."""
+    from transformers import GenerationConfig, LogitsProcessorList
+
+    from codeit.policy import t5_decoding
+    from codeit.policy.sampling import AllowedTokens, decode_incremental
+
+    policy = Policy(tiny(dropout=0.0))
+    for _ in range(8):
+        policy.train(pairs)
+    model, tok = policy.model.eval(), policy.tokenizer
+    enc = tok([p[0] for p in pairs[:6]], padding=True, return_tensors="pt")
+    processors = LogitsProcessorList([AllowedTokens(policy.allowed_token_ids)])
+    columns = torch.tensor(policy.allowed_token_ids)
+    with torch.inference_mode():
+        ref = model.generate(input_ids=enc.input_ids, attention_mask=enc.attention_mask,
+                             generation_config=GenerationConfig(do_sample=False, max_new_tokens=40, pad_token_id=0,
+                                                                eos_token_id=1, decoder_start_token_id=0),
+                             logits_processor=processors)[:, 1:]
+        assert len(set((ref == 1).int().argmax(dim=1).tolist())) > 1  # rows end at different steps
+        for restricted in (True, False):
+            weights = t5_decoding.T5Weights(model, columns if restricted else None, max_steps=40)
+            for fraction in (1e-6, 0.5):
+                got, steps = decode_incremental(
+                    model, weights, enc.input_ids, enc.attention_mask, n=2, temperature=1.0, max_new_tokens=40,
+                    eos_id=1, pad_id=0, processors=[] if restricted else list(processors), greedy=True,
+                    prune_fraction=fraction)
+                assert steps == ref.shape[1]
+                assert torch.equal(got[::2], ref) and torch.equal(got[1::2], ref)
+        # step by step, the logits are the model's
+        weights = t5_decoding.T5Weights(model, None, max_steps=40)
+        hidden = model.get_encoder()(input_ids=enc.input_ids, attention_mask=enc.attention_mask).last_hidden_state
+        state = t5_decoding.T5DecoderState(weights, hidden, enc.attention_mask, 1, capacity=2)  # grows twice
+        decoder_ids = torch.cat([torch.zeros(6, 1, dtype=torch.long), ref[:, :5]], dim=1)
+        full = model(encoder_outputs=(hidden,), attention_mask=enc.attention_mask,
+                     decoder_input_ids=decoder_ids).logits
+        for t in range(6):
+            assert torch.allclose(state.step(decoder_ids[:, t]), full[:, t], atol=1e-4)
+        state.keep(torch.tensor([0, 3, 4]))  # inputs dropped from every cache
+        assert state.rows == 3 and state.cross[0][0].shape[0] == 3
+
+
+def test_cross_attention_chunks_bound_the_padding():
+    from codeit.policy.t5_decoding import chunk_lengths
+
+    assert chunk_lengths([]) == []
+    assert chunk_lengths([1000, 900, 800, 500, 480, 300, 100, 90]) == [(0, 4, 1000), (4, 6, 480), (6, 8, 100)]
+    for lengths in ([5, 50, 5, 500], list(range(300, 0, -7))):
+        chunks = chunk_lengths(lengths, max_waste=0.25)
+        assert [c[0] for c in chunks[1:]] == [c[1] for c in chunks[:-1]] and chunks[-1][1] == len(lengths)
+        for start, stop, longest in chunks:
+            assert longest == max(lengths[start:stop])
+            assert stop - start == 1 or sum(lengths[start:stop]) >= 0.75 * longest * (stop - start)
+
+
+def test_draw_follows_the_weights():
+    from codeit.policy.sampling import draw
+
+    probs = torch.tensor([[0.0, 0.2, 0.0, 0.8, 0.0]]).repeat(20_000, 1)
+    torch.manual_seed(0)
+    picks = draw(probs)
+    assert set(picks.tolist()) == {1, 3}
+    assert abs(float((picks == 3).float().mean()) - 0.8) < 0.02
+    # a uniform that rounds up to the total takes the last column of positive weight
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(torch, "rand", lambda *shape, **kw: torch.ones(*shape, **{k: v for k, v in kw.items()
+                                                                             if k == "dtype"}))
+        assert draw(torch.tensor([[0.5, 0.5, 0.0]])).tolist() == [1]
+
+
+def test_caches_return_what_the_computation_returns(pairs):
+    from codeit.policy.training import plain_token_ids
+
+    policy = Policy(tiny(), cache_entries=5)
+    grid = ((0, 1), (1, 0))
+    task = Task("t", (Example(grid, grid),))
+    same = Task("t", (Example(grid, grid),), program="O = identity(I)")  # equal content: one entry
+    text = policy.encode_task(task)
+    assert policy.encode_task(same) is text and policy.cache_stats()["texts"]["hits"] == 1
+    other = Task("t", (Example(grid, ((1, 1), (1, 0))),))  # same key, other content: another entry
+    assert policy.encode_task(other) != text
+    texts = [p[0] for p in pairs[:8]]
+    plain = plain_token_ids(policy.tokenizer)(texts, 1026)
+    first = policy.token_ids(texts, 1026)
+    again = policy.token_ids(texts, 1026)
+    assert [list(a) for a in first] == plain and all(a is b for a, b in zip(first[-5:], again[-5:]))
+    assert len(policy._ids) == 5  # bounded: least recently used dropped
+    assert [list(a) for a in policy.token_ids(texts[:1], 4)] == plain_token_ids(policy.tokenizer)(texts[:1], 4)
+    uncached = Policy(tiny(), cache_entries=0)
+    assert [list(a) for a in uncached.token_ids(texts, 1026)] == plain and len(uncached._ids) == 0
+
+
+def test_bf16_training_on_cpu_lowers_the_loss(pairs):
+    policy = Policy(tiny(precision="bf16"))
+    before = policy.loss(pairs)
+    for _ in range(3):
+        policy.train(pairs)
+    assert policy.loss(pairs) < 0.75 * before
+    result = policy.sample([p[0] for p in pairs[:2]], n=3, max_new_tokens=16, seed=4)
+    assert result.texts == policy.sample([p[0] for p in pairs[:2]], n=3, max_new_tokens=16, seed=4).texts
+
+
+def test_auto_precision_on_cpu(monkeypatch):
+    from codeit.policy import cpu
+    from codeit.policy.model import resolve_precision
+
+    device = torch.device("cpu")
+    monkeypatch.setattr(cpu, "cpu_has_native_bf16", lambda: True)
+    assert resolve_precision("auto", device, 64) == "fp32"  # tiny: bf16 measured slower
+    assert resolve_precision("auto", device, 512) == "bf16"
+    assert resolve_precision("fp32", device, 512) == "fp32"
+    monkeypatch.setattr(cpu, "cpu_has_native_bf16", lambda: False)
+    assert resolve_precision("auto", device, 768) == "fp32"
+    assert isinstance(cpu.cpu_flags(), frozenset)
+
+
+def test_threads_are_set_for_training_and_sampling_and_restored(pairs):
+    from codeit.policy.cpu import available_cores, torch_threads
+
+    before = torch.get_num_threads()
+    seen = []
+    policy = Policy(tiny(), threads=2)
+    policy.train(pairs[:8], on_step=lambda step: seen.append(torch.get_num_threads()))
+    assert seen == [2] and torch.get_num_threads() == before
+    with torch_threads(3):
+        assert torch.get_num_threads() == 3
+    assert torch.get_num_threads() == before
+    assert Policy(tiny()).describe()["threads"] == available_cores() >= 1

@@ -48,14 +48,27 @@ def resolve_device(device: str | torch.device | None = "auto") -> torch.device:
     return resolved
 
 
-def resolve_precision(precision: str, device: torch.device) -> str:
-    """``auto``: fp32 on CPU; bf16 mixed precision on CUDA (fp16 where the card lacks bf16)."""
+#: on a CPU, ``precision: auto`` uses bf16 for models at least this wide (where bf16 is native): measured
+#: faster for small (d_model 512) and slower for tiny (64), whose steps are too small to gain from
+#: bf16 matrix products and pay for the casts (docs/policy.md, benchmarks/bench_policy.py)
+CPU_BF16_MIN_D_MODEL = 256
+
+
+def resolve_precision(precision: str, device: torch.device, d_model: int | None = None) -> str:
+    """``auto``: bf16 mixed precision on CUDA (fp16 where the card lacks bf16); on a CPU bf16 where its
+    matrix units do bf16 natively (:func:`codeit.policy.cpu.cpu_has_native_bf16`) and the model is at
+    least :data:`CPU_BF16_MIN_D_MODEL` wide, else fp32."""
     if precision not in PRECISIONS:
         raise ValueError(f"precision must be one of {PRECISIONS}, not {precision!r}")
     if precision != "auto":
         return precision
     if device.type == "cuda":
         return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+    if device.type == "cpu" and d_model is not None and d_model >= CPU_BF16_MIN_D_MODEL:
+        from codeit.policy.cpu import cpu_has_native_bf16
+
+        if cpu_has_native_bf16():
+            return "bf16"
     return "fp32"
 
 

@@ -23,6 +23,8 @@ import torch
 
 from codeit.config import PAPER_CONFIG
 from codeit.policy import checkpoint as ckpt
+from codeit.policy.cache import DEFAULT_ENTRIES, LRUCache, cached_token_ids, id_dtype
+from codeit.policy.cpu import available_cores, torch_threads, use_cpu_kernels
 from codeit.policy.model import (
     ModelSpec,
     count_parameters,
@@ -32,10 +34,20 @@ from codeit.policy.model import (
     resolve_precision,
 )
 from codeit.policy.sampling import ParseStats, SampleConfig, SampleStats, generate_texts, parse_samples
-from codeit.policy.training import TrainConfig, TrainStats, evaluate_loss, make_optimizer, train_epoch
+from codeit.policy.training import (
+    TrainConfig,
+    TrainStats,
+    evaluate_loss,
+    make_optimizer,
+    plain_token_ids,
+    train_epoch,
+)
 
 #: micro-batch token budget on CUDA when ``max_batch_tokens`` is None (T5-base: ~30 GB of activations)
 DEFAULT_CUDA_BATCH_TOKENS = 16384
+#: ... and on CPU: small micro-batches keep the attention scores in cache (measured fastest for tiny
+#: and small; benchmarks/bench_policy.py)
+DEFAULT_CPU_BATCH_TOKENS = 2048
 
 
 _PAPER = PAPER_CONFIG["policy"]
@@ -56,7 +68,8 @@ class PolicyConfig:
     random_weights: bool = _PAPER["random_weights"]
     dropout: float | None = None
     device: str = _PAPER["device"]
-    #: auto (fp32 on CPU, bf16 on CUDA), fp32, bf16, fp16 (with a GradScaler)
+    #: auto (bf16 on CUDA; on CPU bf16 where it is native and the model is not tiny, else fp32), fp32,
+    #: bf16, fp16 (with a GradScaler)
     precision: str = _PAPER["precision"]
     tf32: bool = _PAPER["tf32"]
     seed: int = 0
@@ -71,7 +84,7 @@ class PolicyConfig:
     max_target_tokens: int = _PAPER["max_target_tokens"]
     bucket_batches: int = _PAPER["bucket_batches"]
     #: micro-batches by padded-token budget (speed only: a step still averages batch_size * grad_accum);
-    #: None = 16,384 on CUDA, off (batch_size examples) on CPU; 0 = off
+    #: None = 16,384 on CUDA, 2,048 on CPU; 0 = off (batch_size examples)
     max_batch_tokens: int | None = None
     # task -> input text (codeit.encoding), sides counted with this policy's tokenizer
     max_side_tokens: int = _PAPER["max_side_tokens"]
@@ -161,20 +174,27 @@ def _explained_load_failure(what: str, name: Any):
 class Policy:
     """Model + tokenizer + optimiser; see the module docstring."""
 
-    def __init__(self, config: PolicyConfig | dict | None = None, *, model=None, tokenizer=None):
+    def __init__(self, config: PolicyConfig | dict | None = None, *, model=None, tokenizer=None,
+                 threads: int | None = None, cache_entries: int = DEFAULT_ENTRIES):
+        """``threads``: torch threads while training and sampling on a CPU (None: every core this process
+        may use; the executor's workers are idle then); ``cache_entries``: size of each of the caches of
+        encoded tasks and token ids (0: no caching)."""
         if config is None:
             config = PolicyConfig()
         elif isinstance(config, dict):
             config = PolicyConfig.from_dict(config)
         self.config = config = replace(config)  # a copy: auto values are resolved in it
         self.device = resolve_device(config.device)
-        self.precision = resolve_precision(config.precision, self.device)
         if config.max_batch_tokens is None:
-            config.max_batch_tokens = DEFAULT_CUDA_BATCH_TOKENS if self.device.type == "cuda" else 0
+            config.max_batch_tokens = (DEFAULT_CUDA_BATCH_TOKENS if self.device.type == "cuda"
+                                       else DEFAULT_CPU_BATCH_TOKENS)
         if self.device.type == "cuda" and config.tf32:
             torch.backends.cuda.matmul.allow_tf32 = True
             torch.backends.cudnn.allow_tf32 = True
         self.rng = np.random.default_rng(config.seed)
+        self.threads = threads
+        self._texts = LRUCache(cache_entries)  # task -> input text
+        self._ids = LRUCache(cache_entries)  # (max length, text) -> token ids
         if tokenizer is None:
             from codeit.policy.tokenizer import load_tokenizer
 
@@ -188,12 +208,32 @@ class Policy:
             with _explained_load_failure("model", config.model):
                 model = make_model(ModelSpec(config.model, config.random_weights, config.dropout), tokenizer,
                                    seed=config.seed)
-        self.model = model.to(self.device)
+        self._set_model(model)
+        self.precision = resolve_precision(config.precision, self.device, getattr(model.config, "d_model", None))
         self.optimizer: torch.optim.Optimizer | None = None
         self.scaler: torch.amp.GradScaler | None = None
         self.epochs = 0
         self.steps = 0
         self._allowed_ids: list[int] | None = None
+
+    def _set_model(self, model) -> None:
+        """Move ``model`` to the device; on a CPU give it the leaner attention and dropout
+        (:func:`codeit.policy.cpu.use_cpu_kernels`: same computation, same saved files)."""
+        self.model = model.to(self.device)
+        if self.device.type == "cpu":
+            use_cpu_kernels(self.model)
+
+    def _set_tokenizer(self, tokenizer) -> None:
+        self.tokenizer = tokenizer
+        self._allowed_ids = None
+        self._texts.clear()
+        self._ids.clear()
+
+    def _threads(self):
+        """The torch thread count for training and sampling (a context manager)."""
+        if self.device.type != "cpu":
+            return torch_threads(None)
+        return torch_threads(self.threads or available_cores())
 
     # -- information ---------------------------------------------------------------------------------
     @property
@@ -202,7 +242,8 @@ class Policy:
 
     def describe(self) -> dict:
         return {"model": self.config.model, "parameters": self.n_parameters, "vocab": len(self.tokenizer),
-                "device": str(self.device), "precision": self.precision}
+                "device": str(self.device), "precision": self.precision,
+                "threads": (self.threads or available_cores()) if self.device.type == "cpu" else None}
 
     @property
     def allowed_token_ids(self) -> list[int]:
@@ -230,8 +271,10 @@ class Policy:
         cfg = self.config.train_config()
         if progress is not None:
             cfg.progress = progress
-        stats = train_epoch(self.model, self.tokenizer, optimizer, pairs, cfg, self.rng,
-                            precision=self.precision, scaler=self.scaler, on_step=on_step)
+        with self._threads():
+            stats = train_epoch(self.model, self.tokenizer, optimizer, pairs, cfg, self.rng,
+                                precision=self.precision, scaler=self.scaler, on_step=on_step,
+                                token_ids=self.token_ids)
         self.epochs += 1
         self.steps += stats.steps
         return stats
@@ -246,19 +289,43 @@ class Policy:
     def loss(self, experiences: Iterable, batch_size: int = 32) -> float:
         """Mean token cross-entropy of ``experiences`` in eval mode."""
         pairs = [_as_pair(e) for e in experiences]
-        return evaluate_loss(self.model, self.tokenizer, pairs, batch_size=batch_size,
-                             max_input_tokens=self.config.max_input_tokens,
-                             max_target_tokens=self.config.max_target_tokens, precision=self.precision)
+        with self._threads():
+            return evaluate_loss(self.model, self.tokenizer, pairs, batch_size=batch_size,
+                                 max_input_tokens=self.config.max_input_tokens,
+                                 max_target_tokens=self.config.max_target_tokens, precision=self.precision,
+                                 token_ids=self.token_ids)
 
     # -- sampling ------------------------------------------------------------------------------------
     def encode_task(self, task) -> str:
         """The model input text of ``task`` (:func:`codeit.encoding.encode_task`), each side capped at
-        ``max_side_tokens`` tokens of this policy's tokenizer."""
+        ``max_side_tokens`` tokens of this policy's tokenizer.  Cached by task (content, not key) and
+        the settings that shape the text."""
+        key = (task, self.config.n_examples, self.config.max_side_tokens)
+        try:
+            text = self._texts.get(key)
+        except TypeError:  # an unhashable task-like object
+            return self._encode_task(task)
+        if text is None:
+            text = self._encode_task(task)
+            self._texts.put(key, text)
+        return text
+
+    def _encode_task(self, task) -> str:
         from codeit.encoding import encode_task
         from codeit.policy.tokenizer import grid_token_counter
 
         return encode_task(task, n_examples=self.config.n_examples, max_tokens=self.config.max_side_tokens,
                            tokenizer=grid_token_counter(self.tokenizer))
+
+    def token_ids(self, texts: Sequence[str], max_length: int | None = None) -> list[np.ndarray]:
+        """Token ids of ``texts`` with this policy's tokenizer (truncated to ``max_length`` when set),
+        from the cache where present."""
+        return cached_token_ids(self._ids, texts, max_length, plain_token_ids(self.tokenizer),
+                                id_dtype(len(self.tokenizer)))
+
+    def cache_stats(self) -> dict[str, dict[str, int]]:
+        """Entries, hits and misses of the caches of encoded tasks and token ids."""
+        return {"texts": self._texts.stats(), "token_ids": self._ids.stats()}
 
     def sample_texts(self, inputs: Sequence[str], n: int | None = None, temperature: float | None = None,
                      max_new_tokens: int | None = None, progress: bool | None = None,
@@ -269,16 +336,20 @@ class Policy:
         cfg = self.config.sample_config(n=n, temperature=temperature, max_new_tokens=max_new_tokens,
                                         progress=progress)
 
-        def run():
-            return generate_texts(self.model, self.tokenizer, list(inputs), cfg, self.allowed_token_ids,
-                                  precision=self.precision, extra_processors=extra_processors)
+        texts = list(inputs)
 
-        if seed is None:
-            return run()
-        devices = [self.device.index or 0] if self.device.type == "cuda" else []
-        with torch.random.fork_rng(devices=devices):
-            torch.manual_seed(int(seed))
-            return run()
+        def run():
+            return generate_texts(self.model, self.tokenizer, texts, cfg, self.allowed_token_ids,
+                                  precision=self.precision, extra_processors=extra_processors,
+                                  input_ids=self.token_ids(texts, cfg.max_input_tokens))
+
+        with self._threads():
+            if seed is None:
+                return run()
+            devices = [self.device.index or 0] if self.device.type == "cuda" else []
+            with torch.random.fork_rng(devices=devices):
+                torch.manual_seed(int(seed))
+                return run()
 
     def sample(self, inputs: Sequence, n: int | None = None, temperature: float | None = None,
                max_new_tokens: int | None = None, progress: bool | None = None,
@@ -313,9 +384,8 @@ class Policy:
         found = ckpt.resolve_checkpoint(path)
         if found is None:
             raise FileNotFoundError(f"no complete checkpoint at {path}")
-        self.tokenizer = load_tokenizer(found / "tokenizer")
-        self._allowed_ids = None
-        self.model = T5ForConditionalGeneration.from_pretrained(found / "model").to(self.device)
+        self._set_tokenizer(load_tokenizer(found / "tokenizer"))
+        self._set_model(T5ForConditionalGeneration.from_pretrained(found / "model"))
         return self._load_states(found, restore_rng)
 
     def _load_states(self, found: Path, restore_rng: bool) -> dict:
@@ -336,8 +406,10 @@ class Policy:
         return state
 
     @classmethod
-    def from_checkpoint(cls, path: str | os.PathLike, config: PolicyConfig | dict | None = None) -> Policy:
-        """A policy restored from ``path``; ``config`` defaults to the one saved with it."""
+    def from_checkpoint(cls, path: str | os.PathLike, config: PolicyConfig | dict | None = None,
+                        **kwargs) -> Policy:
+        """A policy restored from ``path``; ``config`` defaults to the one saved with it; ``kwargs`` go
+        to the constructor (``threads``, ``cache_entries``)."""
         found = ckpt.resolve_checkpoint(path)
         if found is None:
             raise FileNotFoundError(f"no complete checkpoint at {path}")
@@ -352,7 +424,7 @@ class Policy:
         from codeit.policy.tokenizer import load_tokenizer
 
         policy = cls(config, model=T5ForConditionalGeneration.from_pretrained(found / "model"),
-                     tokenizer=load_tokenizer(found / "tokenizer"))
+                     tokenizer=load_tokenizer(found / "tokenizer"), **kwargs)
         policy._load_states(found, restore_rng=True)
         return policy
 

@@ -1,16 +1,17 @@
 """One training epoch of the seq2seq policy over (input text, program text) pairs.
 
-* Texts are tokenised once per epoch (fast, in Rust); inputs longer than ``max_input_tokens`` are
-  truncated, examples whose program exceeds ``max_target_tokens`` are dropped (they could never be
-  generated whole) and counted.
+* Texts are tokenised once per epoch (through the policy's cache of token ids, :mod:`codeit.policy.cache`);
+  inputs longer than ``max_input_tokens`` are truncated, examples whose program exceeds
+  ``max_target_tokens`` are dropped (they could never be generated whole) and counted.
 * Batches are bucketed by length: the shuffled examples are cut into pools of ``bucket_batches``
   batches, each pool is sorted by (input length in buckets of 64 tokens, target length) and cut into
   batches, and the batch order is shuffled — so padding stays small while the data order stays
   random.  Padded lengths are rounded up to ``pad_multiple`` (8 on CUDA, for tensor cores).
-* Gradient accumulation: an optimiser step covers ``batch_size * grad_accum`` examples (micro-batches
-  of ``batch_size`` examples, or of at most ``max_batch_tokens`` padded tokens when that is set); its
-  loss is the mean token cross-entropy over all target tokens of its batches (token-weighted, so the
-  way the examples are split into micro-batches does not change the objective).  Gradients are
+* Gradient accumulation: an optimiser step covers ``batch_size * grad_accum`` examples, ``grad_accum``
+  of those batches; with ``max_batch_tokens`` set, its examples are re-cut into micro-batches of at
+  most that many padded tokens (:func:`micro_batches`: speed only).  Its loss is the mean token
+  cross-entropy over all target tokens of the step (token-weighted, so the way the examples are split
+  into micro-batches does not change the objective).  Gradients are
   clipped to ``max_grad_norm``; a step with a non-finite gradient is skipped.
 * Mixed precision: autocast to bf16 (or fp16 with a ``GradScaler``) when ``precision`` says so; the
   weights and optimiser state stay fp32.
@@ -30,6 +31,8 @@ import torch.nn.functional as F
 from codeit.policy.model import autocast_dtype, round_up
 
 IGNORE_INDEX = -100
+#: ``token_ids(texts, max_length) -> ids per text`` (truncated to ``max_length`` unless it is None)
+TokenIds = Callable[[list[str], "int | None"], Sequence[Sequence[int]]]
 #: inputs are sorted in buckets of this many tokens, targets exactly within a bucket: with both
 #: sequences varying, this wastes far less padding than sorting by either length alone
 INPUT_BUCKET = 64
@@ -47,8 +50,8 @@ class TrainConfig:
     max_target_tokens: int = 512
     #: batches per length-sorting pool
     bucket_batches: int = 256
-    #: > 0: micro-batches hold up to this many padded tokens (inputs + targets) instead of ``batch_size``
-    #: examples; an optimiser step still averages over ``batch_size * grad_accum`` examples
+    #: > 0: each optimiser step's ``batch_size * grad_accum`` examples are cut into micro-batches of up to
+    #: this many padded tokens (inputs + targets) instead of ``grad_accum`` batches of ``batch_size``
     max_batch_tokens: int = 0
     #: round padded lengths up to this multiple; 0 = 8 on CUDA, 1 on CPU
     pad_multiple: int = 0
@@ -61,6 +64,9 @@ class TrainStats:
 
     examples: int = 0
     dropped_long: int = 0
+    #: inputs that reached ``max_input_tokens`` (cut there, unless exactly that long): keep it at least
+    #: ``2 * max_side_tokens + 2`` so that the sides are capped by whole examples instead
+    truncated_inputs: int = 0
     steps: int = 0
     skipped_steps: int = 0
     input_tokens: int = 0
@@ -103,22 +109,36 @@ def make_optimizer(model: torch.nn.Module, config: TrainConfig) -> torch.optim.O
                              fused=fused or None)
 
 
-def tokenize_pairs(tokenizer, pairs: Sequence[tuple[str, str]], max_input_tokens: int,
-                   max_target_tokens: int) -> tuple[list[list[int]], list[list[int]], int]:
+def tokenize_pairs(tokenizer, pairs: Sequence[tuple[str, str]], max_input_tokens: int, max_target_tokens: int,
+                   token_ids: TokenIds | None = None) -> tuple[list[Sequence[int]], list[Sequence[int]], int]:
     """Token ids of inputs (truncated) and targets (EOS-terminated); over-long targets are dropped.
 
-    Returns ``(inputs, targets, n_dropped)``.
+    ``token_ids(texts, max_length)`` tokenises (e.g. through the policy's cache); by default
+    ``tokenizer`` is called.  Returns ``(inputs, targets, n_dropped)``.
     """
     if not pairs:
         return [], [], 0
-    inputs = tokenizer([p[0] for p in pairs], truncation=True, max_length=max_input_tokens)["input_ids"]
-    targets = tokenizer([p[1] for p in pairs], truncation=False)["input_ids"]
+    if token_ids is None:
+        token_ids = plain_token_ids(tokenizer)
+    inputs = token_ids([p[0] for p in pairs], max_input_tokens)
+    targets = token_ids([p[1] for p in pairs], None)
     keep = [i for i, t in enumerate(targets) if len(t) <= max_target_tokens]
     dropped = len(targets) - len(keep)
     if dropped:
         inputs = [inputs[i] for i in keep]
         targets = [targets[i] for i in keep]
     return inputs, targets, dropped
+
+
+def plain_token_ids(tokenizer) -> TokenIds:
+    """``token_ids(texts, max_length)`` calling ``tokenizer`` (truncating when ``max_length`` is set)."""
+
+    def token_ids(texts: list[str], max_length: int | None) -> list[list[int]]:
+        if max_length is None:
+            return tokenizer(texts, truncation=False)["input_ids"]
+        return tokenizer(texts, truncation=True, max_length=max_length)["input_ids"]
+
+    return token_ids
 
 
 def bucket_batches(input_lengths: Sequence[int], target_lengths: Sequence[int], batch_size: int,
@@ -143,21 +163,43 @@ def bucket_batches(input_lengths: Sequence[int], target_lengths: Sequence[int], 
         chunk = chunk[np.lexsort((tgt_len[chunk], in_len[chunk] // INPUT_BUCKET))]
         if max_tokens <= 0:
             batches.extend(chunk[i:i + batch_size] for i in range(0, len(chunk), batch_size))
-            continue
-        first = 0
-        longest_in = longest_tgt = 0
-        for k, idx in enumerate(chunk):
-            li = max(longest_in, round_up(int(in_len[idx]), pad_multiple))
-            lt = max(longest_tgt, round_up(int(tgt_len[idx]), pad_multiple))
-            if k > first and (k - first + 1) * (li + lt) > max_tokens:
-                batches.append(chunk[first:k])
-                first = k
-                li = round_up(int(in_len[idx]), pad_multiple)
-                lt = round_up(int(tgt_len[idx]), pad_multiple)
-            longest_in, longest_tgt = li, lt
-        batches.append(chunk[first:])
+        else:
+            batches.extend(pack_by_tokens(chunk, in_len, tgt_len, max_tokens, pad_multiple))
     perm = rng.permutation(len(batches))
     return [batches[i] for i in perm]
+
+
+def pack_by_tokens(indices: np.ndarray, input_lengths: np.ndarray, target_lengths: np.ndarray, max_tokens: int,
+                   pad_multiple: int = 1) -> list[np.ndarray]:
+    """Cut ``indices`` (in order) into consecutive batches of at most ``max_tokens`` padded tokens (inputs
+    plus targets, lengths rounded up to ``pad_multiple``); a batch holds at least one example."""
+    batches: list[np.ndarray] = []
+    first = 0
+    longest_in = longest_tgt = 0
+    for k, idx in enumerate(indices):
+        li = max(longest_in, round_up(int(input_lengths[idx]), pad_multiple))
+        lt = max(longest_tgt, round_up(int(target_lengths[idx]), pad_multiple))
+        if k > first and (k - first + 1) * (li + lt) > max_tokens:
+            batches.append(indices[first:k])
+            first = k
+            li = round_up(int(input_lengths[idx]), pad_multiple)
+            lt = round_up(int(target_lengths[idx]), pad_multiple)
+        longest_in, longest_tgt = li, lt
+    if len(indices):
+        batches.append(indices[first:])
+    return batches
+
+
+def micro_batches(step: list[np.ndarray], input_lengths: np.ndarray, target_lengths: np.ndarray, max_tokens: int,
+                  pad_multiple: int = 1) -> list[np.ndarray]:
+    """The micro-batches of one optimiser step: its batches as they are, or (``max_tokens`` > 0) its
+    examples sorted by length and packed by :func:`pack_by_tokens` — the same examples either way, so
+    the step's loss (a token-weighted mean) does not depend on the packing."""
+    if max_tokens <= 0:
+        return step
+    examples = np.concatenate(step)
+    examples = examples[np.lexsort((target_lengths[examples], input_lengths[examples] // INPUT_BUCKET))]
+    return pack_by_tokens(examples, input_lengths, target_lengths, max_tokens, pad_multiple)
 
 
 def step_groups(batches: list[np.ndarray], examples_per_step: int) -> list[list[np.ndarray]]:
@@ -209,11 +251,12 @@ def sequence_loss_sum(model, batch: dict[str, torch.Tensor]) -> torch.Tensor:
 def train_epoch(model, tokenizer, optimizer: torch.optim.Optimizer, pairs: Sequence[tuple[str, str]],
                 config: TrainConfig, rng: np.random.Generator, *, precision: str = "fp32",
                 scaler: torch.amp.GradScaler | None = None,
-                on_step: Callable[[dict], None] | None = None) -> TrainStats:
+                on_step: Callable[[dict], None] | None = None, token_ids: TokenIds | None = None) -> TrainStats:
     """Train ``model`` for one epoch over ``pairs``; returns the epoch's :class:`TrainStats`.
 
     ``on_step`` receives a dict per optimiser step (step, loss, grad_norm, lr, examples, tokens,
     examples_per_s, tokens_per_s).  ``rng`` drives the shuffling (dropout uses torch's global RNG).
+    ``token_ids``: see :func:`tokenize_pairs`.
     """
     device = next(model.parameters()).device
     pad_multiple = config.pad_multiple or (8 if device.type == "cuda" else 1)
@@ -223,9 +266,13 @@ def train_epoch(model, tokenizer, optimizer: torch.optim.Optimizer, pairs: Seque
     stats = TrainStats()
     t0 = time.perf_counter()
     inputs, targets, stats.dropped_long = tokenize_pairs(tokenizer, pairs, config.max_input_tokens,
-                                                         config.max_target_tokens)
-    batches = bucket_batches([len(x) for x in inputs], [len(y) for y in targets], config.batch_size, rng,
-                             config.bucket_batches, config.max_batch_tokens, pad_multiple)
+                                                         config.max_target_tokens, token_ids)
+    stats.truncated_inputs = sum(len(x) >= config.max_input_tokens for x in inputs)
+    in_len = np.fromiter((len(x) for x in inputs), dtype=np.int64, count=len(inputs))
+    tgt_len = np.fromiter((len(y) for y in targets), dtype=np.int64, count=len(targets))
+    # steps of exactly batch_size * grad_accum examples (the last may be smaller); max_batch_tokens only
+    # changes how a step is cut into micro-batches
+    batches = bucket_batches(in_len, tgt_len, config.batch_size, rng, config.bucket_batches)
     groups = step_groups(batches, config.batch_size * max(1, config.grad_accum))
     pad_id = tokenizer.pad_token_id
     start_id = model.config.decoder_start_token_id
@@ -245,7 +292,7 @@ def train_epoch(model, tokenizer, optimizer: torch.optim.Optimizer, pairs: Seque
             n_tokens = sum(len(targets[i]) for batch in group for i in batch)
             loss_acc = torch.zeros((), device=device)
             optimizer.zero_grad(set_to_none=True)
-            for batch_idx in group:
+            for batch_idx in micro_batches(group, in_len, tgt_len, config.max_batch_tokens, pad_multiple):
                 batch = collate([inputs[i] for i in batch_idx], [targets[i] for i in batch_idx], pad_id,
                                 start_id, pad_multiple)
                 stats.padded_tokens += batch["input_ids"].numel() + batch["labels"].numel()
@@ -301,10 +348,11 @@ def train_epoch(model, tokenizer, optimizer: torch.optim.Optimizer, pairs: Seque
 
 @torch.no_grad()
 def evaluate_loss(model, tokenizer, pairs: Sequence[tuple[str, str]], *, batch_size: int = 32,
-                  max_input_tokens: int = 512, max_target_tokens: int = 512, precision: str = "fp32") -> float:
+                  max_input_tokens: int = 512, max_target_tokens: int = 512, precision: str = "fp32",
+                  token_ids: TokenIds | None = None) -> float:
     """Mean token cross-entropy of ``pairs`` in eval mode (no dropout, no update)."""
     device = next(model.parameters()).device
-    inputs, targets, _ = tokenize_pairs(tokenizer, pairs, max_input_tokens, max_target_tokens)
+    inputs, targets, _ = tokenize_pairs(tokenizer, pairs, max_input_tokens, max_target_tokens, token_ids)
     amp_dtype = autocast_dtype(precision)
     was_training = model.training
     model.eval()
