@@ -17,7 +17,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "execute": ("run DSL programs from a JSONL file on input grids", "codeit.execution.cli:main"),
     "plugins": ("list the registered plugins and the hooks they implement", "codeit.plugins:main"),
     "mutation-baseline": ("mutate seed programs and score the mutants on the evaluation tasks",
-                          "codeit.baseline.pipeline:main"),
+                          "codeit.baseline.cli:main"),
     "compare": ("the ablation table and curves of recorded runs (file records or MongoDB)",
                 "codeit.compare.cli:main"),
 }

@@ -308,15 +308,16 @@ def run_codeit(run, config: dict[str, Any], seed: int, plugins: list) -> dict[st
 
 def run_mutation_baseline(run, config: dict[str, Any], seed: int, plugins: list) -> dict[str, Any]:
     """The mutation baseline of :mod:`codeit.baseline.pipeline` (the code behind ``codeit
-    mutation-baseline``), configured from the run config and recorded in ``run``.
+    mutation-baseline``), configured from the run config (its mutators: the ``plugins`` config, as in
+    the loop) and recorded in ``run``.
 
     Its output folder is ``<work dir>/mutation_baseline`` (with ``resume_from``: the earlier run's,
     continued in place).  The solve-rate curve is logged with the number of mutated programs as the
     step; ``performance.csv``, ``performance.png``, ``solutions.json`` and ``summary.json`` become
     artifacts.
     """
-    from codeit.baseline.pipeline import BaselineConfig, run_baseline
-    from codeit.execution.workers import available_cpus
+    from codeit.baseline.pipeline import BaselineSettings, run_baseline
+    from codeit.execution.limits import ExecutionLimits
     from codeit.tasks import default_data_dir
 
     if config.get("resume_from") not in (None, ""):
@@ -332,17 +333,18 @@ def run_mutation_baseline(run, config: dict[str, Any], seed: int, plugins: list)
         if folder is None:
             raise FileNotFoundError("data.source=codeit needs the CodeIt data folder ($CODEIT_DATA, "
                                     "../shared/codeit-data or data.path)")
-    limits = {"timeout": float(execution["timeout"]), "line_timeout": float(execution["line_timeout"]),
-              "max_elements": int(execution["max_elements"]), "memory_mb": int(baseline["memory_mb"])}
-    settings = BaselineConfig(
+    limits = ExecutionLimits.from_config({**execution, "memory_mb": baseline["memory_mb"]})
+    settings = BaselineSettings(
         out=str(out), samples=int(baseline["samples"]), data=str(folder) if folder else None,
-        workers=int(execution.get("workers") or available_cpus()), seed=int(seed),
+        workers=execution.get("workers"), seed=int(seed),
         chunk_size=int(baseline["chunk_size"]), curve_step=int(baseline["curve_step"]),
         max_tasks=data.get("n_search_tasks"), max_seeds=data.get("n_train_tasks"),
         memory_mb=int(baseline["memory_mb"]), stall_timeout=float(baseline["stall_timeout"]),
         max_attempts=int(config["mutation"]["max_attempts"]), memoise=bool(baseline["memoise"]),
-        candidates=str(baseline.get("candidates", "any")), prune=bool(baseline.get("prune", True)),
-        progress=bool(baseline["progress"]), limits=limits)
+        candidates=str(baseline["candidates"]), prune=bool(baseline["prune"]),
+        progress=bool(baseline["progress"]), limits=limits,
+        plugins={"modules": list(config["plugins"].get("modules") or ()),
+                 "disable": list(config["plugins"].get("disable") or ())})
     run.info["work_dir"] = str(out)
     summary = run_baseline(settings, log=lambda text: print(text, flush=True))
     n_tasks = summary.get("evaluation_tasks", 0)

@@ -23,8 +23,9 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from codeit.dsl import CONSTANT_TYPES, PRIMITIVES
+from codeit.execution.interrupt import guard
 from codeit.execution.limits import DEFAULT_LIMITS, ExecutionLimits
-from codeit.execution.shared_eval import ERROR, NodeTable, guard
+from codeit.execution.shared_eval import ERROR, NodeTable
 from codeit.grids import check_grid
 from codeit.hookspecs import hookimpl
 from codeit.program import INPUT, OUTPUT, Line, Program

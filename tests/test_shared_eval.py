@@ -14,7 +14,9 @@ from codeit_plugins.random_programs import RandomProgramSampler
 from mutation_support import arc, arc_training, needs_data, published_training
 
 from codeit.dsl import PRIMITIVES
+from codeit.execution import interrupt
 from codeit.execution.executor import BatchExecutor
+from codeit.execution.interrupt import guard
 from codeit.execution.limits import ExecutionLimits
 from codeit.execution.runner import run_program
 from codeit.execution.shared_eval import (
@@ -23,9 +25,8 @@ from codeit.execution.shared_eval import (
     NodeTable,
     ProgramSet,
     ValueSharing,
-    _leaf_shape,
-    _memoised,
-    guard,
+    leaf_shape,
+    memoised,
     predicted_shape,
     shape_plan,
 )
@@ -68,8 +69,6 @@ def test_runaway_line_is_interrupted():
 def test_the_interrupt_lands_only_in_program_code_and_repeats():
     """A tick that finds a finaliser or a library's gc callback running (where Python would print and
     swallow the exception) does not raise; the line stays marked, so the next tick in program code does."""
-    from codeit.execution import shared_eval
-
     frames = []
     PRIMITIVES["apply"].function(lambda x: frames.append(sys._getframe(1)), (1,))
     (dsl_frame,) = frames  # the frame of the DSL primitive `apply`
@@ -85,16 +84,18 @@ def test_the_interrupt_lands_only_in_program_code_and_repeats():
     BatchExecutor.__del__(Dying())
     assert finaliser_frames[0].f_code.co_name == "__del__"
     assert f"{os.sep}dsl{os.sep}" in finaliser_frames[1].f_code.co_filename  # inside the primitive
-    shared_eval._watch[0] = time.perf_counter() - 10.0  # a line far past its limit
-    try:
-        shared_eval._on_tick(signal.SIGALRM, sys._getframe())  # not program code: no interrupt
-        for frame in finaliser_frames:  # in a finaliser: no interrupt (it would be swallowed)
-            shared_eval._on_tick(signal.SIGALRM, frame)
-        for _ in range(2):  # and it is not forgotten: every tick in program code interrupts
-            with pytest.raises(shared_eval._NodeTimeout):
-                shared_eval._on_tick(signal.SIGALRM, dsl_frame)
-    finally:
-        shared_eval._watch[0] = 0.0
+    for slot in (interrupt.LINE, interrupt.DEADLINE):  # a line far past its limit; an input past its deadline
+        interrupt.WATCH[slot] = time.perf_counter() - 10.0
+        try:
+            interrupt.on_tick(signal.SIGALRM, sys._getframe())  # not program code: no interrupt
+            for frame in finaliser_frames:  # in a finaliser: no interrupt (it would be swallowed)
+                interrupt.on_tick(signal.SIGALRM, frame)
+            for _ in range(2):  # and it is not forgotten: every tick in program code interrupts
+                with pytest.raises(interrupt.ProgramInterrupt):
+                    interrupt.on_tick(signal.SIGALRM, dsl_frame)
+        finally:
+            interrupt.WATCH[slot] = 0.0
+    interrupt.on_tick(signal.SIGALRM, dsl_frame)  # nothing watched: no interrupt
 
 
 # without the memory cap the line runs for minutes and takes gigabytes: the timeout makes that a failure
@@ -113,14 +114,14 @@ def test_memoised_functions_keep_arity_and_errors():
     shift = PRIMITIVES["shift"].function
     rbind = PRIMITIVES["rbind"].function
     inner = rbind(shift, (1, 0))
-    memo = _memoised(inner)
+    memo = memoised(inner)
     assert memo.__code__.co_argcount == 1
     patch = frozenset({(0, 0)})
     assert memo(patch) == memo(patch) == frozenset({(1, 0)})
-    two = _memoised(shift)
+    two = memoised(shift)
     assert two.__code__.co_argcount == 2
     assert rbind(two, (0, 1))(patch) == frozenset({(0, 1)})
-    failing = _memoised(PRIMITIVES["first"].function)
+    failing = memoised(PRIMITIVES["first"].function)
     for _ in range(2):
         with pytest.raises(ValueError, match="empty"):
             failing(frozenset())
@@ -165,7 +166,7 @@ def test_shape_rules_predict_output_shapes(name):
         out = table.run(plan.first + plan.rest, env)
         if out is ERROR or not isinstance(out, tuple) or not out or not out[0]:
             continue  # only a valid (non-empty) grid can equal a target
-        assert predicted_shape(plan.expr, env) == _leaf_shape(out), (name, grid)
+        assert predicted_shape(plan.expr, env) == leaf_shape(out), (name, grid)
 
 
 def _family_programs() -> list[tuple[str, list]]:

@@ -4,26 +4,31 @@ Each input line is ``{"program": "<text>", "inputs": [grid, ...]}`` (program in 
 for each, in order, exactly one line ``{"outputs": [grid or null, ...], "errors": [null or reason, ...]}``
 is written to stdout, one entry per input grid.  A malformed line never stops the run: it gets an
 output line whose errors say what is wrong (one null output and one error if its inputs cannot be
-read).  Lines are streamed through a :class:`~codeit.execution.executor.BatchExecutor` with a bounded
-read-ahead, so files of any size run in constant memory, and output is flushed as it goes.
+read), and so does a line of more than :data:`MAX_LINE_BYTES` (not even parsed).  A stream that is not
+JSON lines at all (its first line is not UTF-8 JSON: a binary file, a pretty-printed document) is
+one error and exit status 2.  Lines are streamed through a
+:class:`~codeit.execution.executor.BatchExecutor` whose read-ahead is bounded in lines and in bytes,
+so files of any size run in constant memory, and output is flushed as it goes.
 """
 
 from __future__ import annotations
 
 import argparse
-import io
 import json
 import os
 import sys
 import time
 from collections import deque
 from collections.abc import Iterator
-from typing import Any, TextIO
+from typing import IO, Any, TextIO
 
+from codeit.errors import UserError
 from codeit.execution.executor import BatchExecutor
 from codeit.execution.limits import DEFAULT_LIMITS, ExecutionLimits, ExecutionResult
 
 _FLUSH_EVERY = 0.25  # seconds between flushes of stdout while results keep coming
+#: Longest input line, in bytes; a longer one gets a ``limit:`` error without being read into memory.
+MAX_LINE_BYTES = 16 << 20
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -46,28 +51,78 @@ def main(args: argparse.Namespace) -> int:
         limits = ExecutionLimits(timeout=args.timeout, line_timeout=args.line_timeout,
                                  max_elements=args.max_elements, memory_mb=args.memory_mb)
     except ValueError as exc:
-        print(f"codeit execute: {exc}", file=sys.stderr)
-        return 2
+        raise UserError(str(exc)) from None
     if args.workers is not None and args.workers < 1:
-        print("codeit execute: --workers must be at least 1", file=sys.stderr)
-        return 2
+        raise UserError("--workers must be at least 1")
     try:
-        # undecodable bytes become U+FFFD, so such a line fails on its own instead of ending the run
-        stream = (io.TextIOWrapper(sys.stdin.buffer, encoding="utf-8", errors="replace") if args.file == "-"
-                  else open(args.file, encoding="utf-8", errors="replace"))  # noqa: SIM115
+        stream = sys.stdin.buffer if args.file == "-" else open(args.file, "rb")  # noqa: SIM115
     except OSError as exc:
-        print(f"codeit execute: cannot read {args.file}: {exc}", file=sys.stderr)
-        return 2
+        raise UserError(f"cannot read {args.file}: {exc}") from None
     try:
-        with stream, BatchExecutor(workers=args.workers, limits=limits) as pool:
-            _stream(stream, sys.stdout, pool)
+        with stream:
+            lines = _lines(stream)
+            head = _check_jsonl(lines, "standard input" if args.file == "-" else args.file)
+            with BatchExecutor(workers=args.workers, limits=limits) as pool:
+                _stream(_chain(head, lines), sys.stdout, pool)
     except BrokenPipeError:  # the reader went away (e.g. `| head`): stop quietly
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no error at exit's flush
         return 0
     return 0
 
 
-def _stream(lines: TextIO, out: TextIO, pool: BatchExecutor) -> None:
+def _lines(stream: IO[bytes]) -> Iterator[bytes | int]:
+    """The lines of a byte stream; a line longer than :data:`MAX_LINE_BYTES` is skipped unread and
+    stands as its length (an int)."""
+    while True:
+        line = stream.readline(MAX_LINE_BYTES + 1)
+        if not line:
+            return
+        if len(line) <= MAX_LINE_BYTES or line.endswith(b"\n"):
+            yield line
+            continue
+        size = len(line)
+        while line and not line.endswith(b"\n"):
+            line = stream.readline(1 << 20)
+            size += len(line)
+        yield size
+
+
+def _check_jsonl(lines: Iterator[bytes | int], name: str) -> list[bytes | int]:
+    """The lines up to the first one that is not blank, once it shows that the stream is JSON lines:
+    UTF-8 text, a JSON value.  Otherwise (a binary file, a pretty-printed document) a
+    :class:`UserError`: one clear error instead of one per "line"."""
+    head = []
+    for line in lines:
+        head.append(line)
+        if isinstance(line, int):
+            return head  # too long to tell; it gets its own error
+        if not line.strip():
+            continue
+        number = len(head)
+        try:
+            if b"\0" in line:
+                raise UnicodeDecodeError("utf-8", line, line.index(b"\0"), line.index(b"\0") + 1, "a NUL byte")
+            text = line.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise UserError(f"{name} is not JSON lines: line {number} is not UTF-8 text ({exc.reason} at byte "
+                            f"{exc.start}); expected one {{\"program\": ..., \"inputs\": [...]}} object per line") from None
+        try:
+            json.loads(text)
+        except RecursionError:
+            pass  # JSON, nested absurdly deep: that line fails on its own
+        except ValueError as exc:
+            raise UserError(f"{name} is not JSON lines: line {number} is not JSON ({exc}); expected one "
+                            f"{{\"program\": ..., \"inputs\": [...]}} object per line") from None
+        return head
+    return head
+
+
+def _chain(head: list[bytes | int], rest: Iterator[bytes | int]) -> Iterator[bytes | int]:
+    yield from head
+    yield from rest
+
+
+def _stream(lines: Iterator[bytes | int], out: TextIO, pool: BatchExecutor) -> None:
     """Write one result line per input line, in order, as results arrive."""
     # Every input line becomes one pool job, so the pool's bounded read-ahead bounds memory; a
     # malformed line becomes an empty job (answered without a worker) and its ready-made failure
@@ -76,7 +131,10 @@ def _stream(lines: TextIO, out: TextIO, pool: BatchExecutor) -> None:
 
     def jobs() -> Iterator[tuple[str, Any]]:
         for number, line in enumerate(lines, 1):
-            job = _read_job(line, number)
+            try:
+                job = _read_job(line, number)
+            except Exception as exc:  # noqa: BLE001 - whatever a line holds, it fails alone
+                job = _failed(1, f"invalid job: line {number} cannot be read ({type(exc).__name__}: {exc})")
             if isinstance(job, ExecutionResult):
                 overrides.append(job)
                 yield "", []
@@ -97,8 +155,13 @@ def _stream(lines: TextIO, out: TextIO, pool: BatchExecutor) -> None:
     out.flush()
 
 
-def _read_job(line: str, number: int) -> tuple[str, list] | ExecutionResult:
+def _read_job(line: bytes | int, number: int) -> tuple[str, list] | ExecutionResult:
     """The job on one input line, or the failure result that stands for a malformed line."""
+    if isinstance(line, int):
+        return _failed(1, f"limit: line {number} takes {line / (1 << 20):.1f} MiB (at most "
+                          f"{MAX_LINE_BYTES >> 20} MiB per line)")
+    # undecodable bytes become U+FFFD, so such a line fails on its own instead of ending the run
+    line = line.decode("utf-8", errors="replace")
     if not line.strip():
         return _failed(1, f"invalid job: line {number} is empty")
     try:

@@ -1,103 +1,73 @@
 """Run many ``(program, inputs)`` jobs across sandboxed worker processes (:class:`BatchExecutor`).
 
-Each job gets what :func:`codeit.execution.runner.run_program` would give it in-process, but a
-worker's address space is capped, a runaway line is interrupted by ``SIGALRM`` and a worker stuck
-in C code is killed by a parent-side watchdog and replaced while the batch goes on.
+Each job gets what :func:`codeit.execution.runner.run_program` would give it in-process, but in a
+worker process of :mod:`codeit.execution.workers`: its address space is capped, a runaway line is
+interrupted at its input's deadline, and a worker stuck in C code is killed by the watchdog (each
+input gets ``limits.timeout`` plus ``grace`` seconds) and replaced while the batch goes on.  Both
+sides of that client are here: :class:`BatchExecutor` in the parent, :class:`JobHandler` in the
+workers (``python -S``: they import only the DSL, the program parser and the runner).
 """
 
 from __future__ import annotations
 
 import contextlib
-import os
+import gc
 import pickle
-import selectors
-import signal
-import struct
 import sys
-import time
-from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any, Self
 
-from codeit.execution.interrupt import ProgramInterrupt, on_alarm
-from codeit.execution.limits import DEFAULT_LIMITS, ExecutionLimits, ExecutionResult
+from codeit.execution.interrupt import guard_process
+from codeit.execution.limits import DEFAULT_LIMITS, ExecutionLimits, ExecutionResult, oversize
 from codeit.execution.runner import CompileCache, clip, run_inputs
-from codeit.execution.workers import available_cpus, stop_workers, worker_environment
+from codeit.execution.workers import Job, Outcome, WorkerPool, WorkerSpec, available_cpus, beat
 from codeit.program import Program
 
-__all__ = ["BatchExecutor"]
+__all__ = ["MAX_ANSWER_BYTES", "WINDOW_BYTES", "BatchExecutor", "JobHandler"]
 
-# --------------------------------------------------------------------------------------------- #
-# Batch execution in worker processes.
-#
-# Each worker is a fresh interpreter (`python -c`, i.e. spawned, not forked) that imports only
-# codeit.dsl, codeit.program and codeit.execute.  A plain subprocess is used instead of
-# multiprocessing's spawn/forkserver because those re-import the parent's __main__ in every child,
-# which would drag torch into the workers of a training script.  Parent and worker exchange
-# length-prefixed pickles over the worker's stdin/stdout: the parent sends chunks of jobs, the
-# worker acknowledges each chunk when it takes it and answers each job with its own frame, so the
-# parent knows which job is running and since when (the watchdog's clock).
-# --------------------------------------------------------------------------------------------- #
-
-_HEADER = struct.Struct("!I")
-_READY = b"ready"
-_ACK = b"ack"
-_POLL_INTERVAL = 0.002  # seconds
-_WORKER_CODE = "from codeit.execution.executor import _worker_main; _worker_main()"
+#: Most bytes a job's results may take on their way back (larger: every input fails with ``limit:``).
+MAX_ANSWER_BYTES = 64 << 20
+#: Read-ahead of :meth:`BatchExecutor.imap` in bytes: the jobs' inputs (as sent) and the results held
+#: for jobs that finished before an earlier one (besides at most ``window`` jobs); one job always fits.
+WINDOW_BYTES = 32 << 20
 
 
-def _worker_main() -> None:
-    """Entry point of a worker process: read job chunks from stdin, write one result per job."""
-    import gc
-    import resource
+class JobHandler:
+    """The worker side: run one job, a pickled ``(program text, inputs)``, and pickle its result
+    ``(outputs, errors, values)``.  Nothing a program does escapes as an exception."""
 
-    # Private copies of the protocol pipes; fd 0/1 then point elsewhere so that stray prints from
-    # DSL code can never corrupt the protocol stream.
-    reader = os.fdopen(os.dup(0), "rb")
-    limits, keep_values = pickle.loads(reader.read(_HEADER.unpack(reader.read(_HEADER.size))[0]))
-    out = os.dup(1)
-    devnull = os.open(os.devnull, os.O_RDONLY)
-    os.dup2(devnull, 0)
-    os.dup2(2, 1)
-    if limits.memory_mb:
-        hard = resource.getrlimit(resource.RLIMIT_AS)[1]
-        cap = limits.memory_mb << 20
-        resource.setrlimit(resource.RLIMIT_AS, (cap if hard < 0 else min(cap, hard), hard))
-    signal.signal(signal.SIGALRM, on_alarm)
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when workers stop
-    gc.freeze()  # the imported modules never need scanning again
-    gc.set_threshold(20_000, 50, 100)  # DSL values are acyclic tuples/frozensets: collect rarely
-    cache = CompileCache()
-    _write_frame(out, _READY)
-    while True:
-        header = reader.read(_HEADER.size)
-        if len(header) < _HEADER.size:
-            return  # parent closed the pipe: shut down
-        chunk = pickle.loads(reader.read(_HEADER.unpack(header)[0]))
-        _write_frame(out, _ACK)
-        for job_id, text, inputs in chunk:
-            _write_frame(out, _run_job(cache, job_id, text, inputs, limits, keep_values))
+    def __init__(self, config: tuple[ExecutionLimits, bool]) -> None:
+        self.limits, self.keep_values = config
+        guard_process(self.limits)  # the tick that interrupts a program at its input's deadline
+        gc.freeze()  # the imported modules never need scanning again
+        gc.set_threshold(20_000, 50, 100)  # DSL values are acyclic tuples/frozensets: collect rarely
+        self.cache = CompileCache()
 
+    def setup(self, data: bytes) -> None:
+        """Nothing to set up: each job carries its program."""
 
-def _run_job(cache: CompileCache, job_id: int, text: str, inputs, limits: ExecutionLimits,
-             keep_values: bool) -> bytes:
-    """Run one job in a worker and pickle its result; nothing a program does escapes as an exception."""
-    try:
-        compiled = cache.get(text)
-        if isinstance(compiled, str):
-            n = len(inputs)
-            result = ((None,) * n, (compiled,) * n, (None,) * n if keep_values else None)
-        else:
-            result = run_inputs(compiled, inputs, limits, True, keep_values)
-    except (Exception, ProgramInterrupt) as exc:  # noqa: BLE001 - e.g. MemoryError while checking outputs
-        n = len(inputs)
-        result = ((None,) * n, (clip(f"error: {type(exc).__name__}: {exc}"),) * n,
-                  (None,) * n if keep_values else None)
-    try:
-        return pickle.dumps((job_id, *result[:3]), pickle.HIGHEST_PROTOCOL)
-    except Exception:  # noqa: BLE001 - a raw value that cannot be pickled (e.g. a function)
-        values = tuple(v if _picklable(v) else None for v in result[2])
-        return pickle.dumps((job_id, result[0], result[1], values), pickle.HIGHEST_PROTOCOL)
+    def run(self, item: memoryview) -> bytes:
+        text, inputs = pickle.loads(item)
+        n, keep = len(inputs), self.keep_values
+        try:
+            compiled = self.cache.get(text)
+            if isinstance(compiled, str):
+                result = ((None,) * n, (compiled,) * n, (None,) * n if keep else None)
+            else:
+                result = run_inputs(compiled, inputs, self.limits, True, keep, before_run=beat)[:3]
+        except BaseException as exc:
+            if isinstance(exc, (KeyboardInterrupt, SystemExit)):
+                raise
+            result = ((None,) * n, (clip(f"error: {type(exc).__name__}: {exc}"),) * n, (None,) * n if keep else None)
+        try:
+            answer = pickle.dumps(result, pickle.HIGHEST_PROTOCOL)
+        except Exception:  # noqa: BLE001 - a raw value that cannot be pickled (e.g. a function)
+            values = tuple(v if _picklable(v) else None for v in result[2])
+            answer = pickle.dumps((result[0], result[1], values), pickle.HIGHEST_PROTOCOL)
+        if len(answer) > MAX_ANSWER_BYTES:
+            reason = f"limit: the job's results take {len(answer) / (1 << 20):.0f} MiB (at most {MAX_ANSWER_BYTES >> 20} MiB)"
+            answer = pickle.dumps(((None,) * n, (reason,) * n, (None,) * n if keep else None))
+        return answer
 
 
 def _picklable(value: Any) -> bool:
@@ -108,76 +78,23 @@ def _picklable(value: Any) -> bool:
     return True
 
 
-def _write_frame(fd: int, payload: bytes) -> None:
-    view = memoryview(_HEADER.pack(len(payload)) + payload)
-    while view:
-        view = view[os.write(fd, view):]
-
-
-class _Worker:
-    """Parent-side handle of one worker process and the jobs sent to it."""
-
-    def __init__(self, config: bytes, env: dict[str, str]) -> None:
-        import subprocess  # here, not at the top: workers never need it
-
-        # -S: skip site-packages (the worker needs only the standard library and codeit, which is
-        # on PYTHONPATH); it saves tens of milliseconds per start.
-        self.proc = subprocess.Popen([sys.executable, "-S", "-c", _WORKER_CODE], stdin=subprocess.PIPE,
-                                     stdout=subprocess.PIPE, env=env, close_fds=True)
-        self.send_fd = self.proc.stdin.fileno()
-        self.recv_fd = self.proc.stdout.fileno()
-        os.set_blocking(self.send_fd, False)
-        os.set_blocking(self.recv_fd, False)
-        self.rbuf = bytearray()
-        self.wbuf = bytearray(config)  # the first frame: limits and options
-        self.ready = False
-        self.started = time.monotonic()
-        self.inflight: deque[int] = deque()  # ids of jobs sent and not answered, in order
-        self.unacked: deque[int] = deque()  # sizes of the chunks sent and not yet acknowledged
-        self.head_since = 0.0  # when the first in-flight job started, as far as the parent knows
-
-    def head_started(self) -> bool:
-        """Whether the worker has received the chunk holding its first in-flight job."""
-        return len(self.inflight) > sum(self.unacked)
-
-    def frames(self) -> Iterator[bytes]:
-        """Complete frames received so far."""
-        buf, pos, size = self.rbuf, 0, _HEADER.size
-        while len(buf) - pos >= size:
-            (n,) = _HEADER.unpack_from(buf, pos)
-            if len(buf) - pos - size < n:
-                break
-            yield bytes(buf[pos + size:pos + size + n])
-            pos += size + n
-        del buf[:pos]
-
-    def kill(self) -> str:
-        """Kill the process (if still running) and describe how it ended."""
-        if self.proc.poll() is None:
-            self.proc.kill()
-        code = self.proc.wait()
-        for stream in (self.proc.stdin, self.proc.stdout):
-            with contextlib.suppress(OSError):
-                stream.close()
-        if code >= 0:
-            return f"exit code {code}"
-        try:
-            return f"signal {-code} {signal.Signals(-code).name}"
-        except ValueError:
-            return f"signal {-code}"
-
-
 class _Run:
-    """The state of one :meth:`BatchExecutor.imap` call."""
+    """The state of one :meth:`BatchExecutor.imap` call: what each job needs to become a result, the
+    results not yet yielded, and the bytes held for both (the read-ahead window)."""
 
     def __init__(self) -> None:
-        self.data: dict[int, tuple[str, Any] | None] = {}  # job id -> (text, inputs) until yielded
-        self.pending: deque[int] = deque()  # ids waiting for a worker, in order
+        self.sent: dict[int, tuple[int, dict[int, str] | None]] = {}  # id -> (inputs, oversize inputs)
         self.results: dict[int, ExecutionResult] = {}  # finished, not yet yielded
-        self.crashes: dict[int, int] = {}  # id -> times it was on a worker that died before starting it
+        self.held: dict[int, int] = {}  # id -> bytes held for it
+        self.bytes = 0
 
-    def requeue(self, ids: Iterable[int]) -> None:
-        self.pending.extendleft(reversed([i for i in ids if i in self.data]))
+    def hold(self, job_id: int, size: int) -> None:
+        self.bytes += size - self.held.get(job_id, 0)
+        self.held[job_id] = size
+
+    def release(self, job_id: int) -> None:
+        self.bytes -= self.held.pop(job_id, 0)
+        self.sent.pop(job_id, None)
 
 
 class BatchExecutor:
@@ -187,14 +104,14 @@ class BatchExecutor:
     ...     results = pool.run([(program_text, [grid1, grid2]), ...])
 
     Results come back in job order as :class:`ExecutionResult` values.  Jobs go to workers in
-    chunks of up to ``chunk_size``; a worker acknowledges each chunk and answers each job on its
-    own, so a parent-side watchdog knows which job runs since when: one that exceeds
-    ``limits.timeout`` per input plus ``grace`` seconds has its worker killed (the job fails with
-    ``timeout:``), and the worker is replaced while the batch goes on.  A worker that dies fails
-    its running job with ``crashed:``; its jobs not yet started are sent again.  Each worker
-    keeps a cache of compiled programs by text.  ``keep_values=True`` also returns the raw value
-    of ``O`` (where it can be pickled).  One run at a time: not thread-safe, and starting a run
-    abandons an unfinished :meth:`imap` (resuming that raises ``RuntimeError``).
+    messages of up to ``chunk_size``; the watchdog (:mod:`codeit.execution.workers`) gives each input
+    ``limits.timeout`` plus ``grace`` seconds from its start: a worker past that is killed (its job
+    fails with ``timeout:``) and replaced while the batch goes on.  A worker that dies fails its
+    running job with ``crashed:``; its jobs not yet started are sent again.  An input grid of more
+    than :data:`~codeit.execution.limits.MAX_GRID_CELLS` cells fails with ``limit:`` and is not sent.
+    Each worker keeps a cache of compiled programs by text.  ``keep_values=True`` also returns the
+    raw value of ``O`` (where it can be pickled).  One run at a time: not thread-safe, and starting a
+    run abandons an unfinished :meth:`imap` (resuming that raises ``RuntimeError``).
     """
 
     def __init__(self, workers: int | None = None, limits: ExecutionLimits | None = None, *,
@@ -205,17 +122,11 @@ class BatchExecutor:
         self.chunk_size = max(1, chunk_size)
         self.grace = grace
         self.keep_values = keep_values
-        self.start_timeout = start_timeout
-        self.restarts = 0  # workers replaced after a kill or a crash (for tests and logs)
-        self._workers: list[_Worker] = []
-        self._selector: selectors.BaseSelector | None = None
-        self._next_id = 0
-        self._failed_starts = 0
-        self._last_poll = 0.0
+        spec = WorkerSpec("codeit.execution.executor:JobHandler", (self.limits, keep_values),
+                          memory_mb=self.limits.memory_mb, start_timeout=start_timeout)
+        self._pool = WorkerPool(spec, self.n_workers, depth=2)
+        self._next_id = 0  # ids are never reused, so answers to an abandoned run are recognised
         self._active: _Run | None = None
-        config = pickle.dumps((self.limits, keep_values), pickle.HIGHEST_PROTOCOL)
-        self._config = _HEADER.pack(len(config)) + config
-        self._env = worker_environment()
 
     # -- life cycle ---------------------------------------------------------------------------
     def __enter__(self) -> Self:
@@ -227,19 +138,11 @@ class BatchExecutor:
 
     def start(self) -> None:
         """Start the workers (done lazily by :meth:`run` too)."""
-        if self._selector is None:
-            self._selector = selectors.DefaultSelector()
-            for _ in range(self.n_workers):
-                self._spawn()
+        self._pool.start()
 
     def close(self) -> None:
         """Stop the workers: close their input so they exit, kill any still there after a second."""
-        if self._selector is None:
-            return
-        stop_workers(self._workers, grace_s=1.0)
-        self._workers.clear()
-        self._selector.close()
-        self._selector = None
+        self._pool.close()
 
     def __del__(self) -> None:
         with contextlib.suppress(Exception):  # interpreter shutdown may have torn things down
@@ -248,24 +151,12 @@ class BatchExecutor:
     @property
     def pids(self) -> list[int]:
         """Process ids of the current workers."""
-        return [worker.proc.pid for worker in self._workers]
+        return self._pool.pids
 
-    def _spawn(self) -> None:
-        worker = _Worker(self._config, self._env)
-        self._workers.append(worker)
-        self._selector.register(worker.recv_fd, selectors.EVENT_READ, worker)
-        self._selector.register(worker.send_fd, selectors.EVENT_WRITE, worker)  # the config frame
-        self._flush(worker)
-
-    def _replace(self, worker: _Worker) -> str:
-        """Kill ``worker`` and start another; return how the old one ended."""
-        self._selector.unregister(worker.recv_fd)
-        if worker.wbuf:
-            self._selector.unregister(worker.send_fd)
-        how = worker.kill()
-        self._workers.remove(worker)
-        self._spawn()
-        return how
+    @property
+    def restarts(self) -> int:
+        """Workers replaced after a kill or a crash (for tests and logs)."""
+        return self._pool.restarts
 
     # -- running ------------------------------------------------------------------------------
     def run(self, jobs: Iterable[tuple[Program | str, Sequence[Any]]],
@@ -287,161 +178,88 @@ class BatchExecutor:
         return results
 
     def imap(self, jobs: Iterable[tuple[Program | str, Sequence[Any]]]) -> Iterator[ExecutionResult]:
-        """Like :meth:`run`, but lazy: jobs are read a bounded window ahead, results yielded in order."""
-        self.start()
+        """Like :meth:`run`, but lazy: jobs are read a bounded window ahead (at most ``window`` jobs
+        and :data:`WINDOW_BYTES`), results yielded in order."""
+        pool = self._pool
+        pool.start()
+        pool.discard_pending()  # those of an abandoned run
         window = max(256, 8 * self.n_workers * self.chunk_size)
         source = iter(jobs)
         run = self._active = _Run()
-        first = next_id = self._next_id  # ids are never reused, so stale answers are recognised
+        first = next_id = self._next_id
         exhausted = False
         while True:
-            while not exhausted and next_id - first < window:
+            while not exhausted and next_id - first < window and (run.bytes < WINDOW_BYTES or next_id == first):
                 try:
                     program, inputs = next(source)
                 except StopIteration:
                     exhausted = True
                     break
-                if not isinstance(inputs, (list, tuple)):
-                    inputs = list(inputs)
-                if inputs:
-                    run.data[next_id] = (program if isinstance(program, str) else program.text, inputs)
-                    run.pending.append(next_id)
-                else:  # nothing to run
-                    run.data[next_id] = None
-                    run.results[next_id] = ExecutionResult((), (), () if self.keep_values else None)
+                self._admit(run, next_id, program, inputs)
                 next_id += 1
             self._next_id = next_id
             while first in run.results:
-                del run.data[first]
+                run.release(first)
                 yield run.results.pop(first)
                 first += 1
                 if self._active is not run:  # answers to this run's jobs went to the other one
                     raise RuntimeError("BatchExecutor: another run was started before this one finished")
             if exhausted and first == next_id:
                 return
-            self._dispatch(run, next_id - first)
-            self._poll(run)
+            chunk = max(1, min(self.chunk_size, (next_id - first) // (2 * self.n_workers)))
+            for outcome in pool.step(chunk):
+                job_id = outcome.job.id
+                if job_id in run.sent:  # else a job of an abandoned run
+                    run.results[job_id] = self._result(outcome, *run.sent[job_id])
+                    run.hold(job_id, len(outcome.answer or b""))
 
-    def _dispatch(self, run: _Run, unfinished: int) -> None:
-        """Keep two chunks queued on every worker, so that none waits for the parent."""
-        chunk = max(1, min(self.chunk_size, unfinished // (2 * self.n_workers)))
-        for worker in self._workers:
-            while run.pending and len(worker.inflight) < 2 * chunk:
-                ids = [run.pending.popleft() for _ in range(min(chunk, len(run.pending)))]
-                if not worker.inflight:
-                    worker.head_since = time.monotonic()
-                worker.inflight.extend(ids)
-                worker.unacked.append(len(ids))
-                payload = pickle.dumps([(i, *run.data[i]) for i in ids], pickle.HIGHEST_PROTOCOL)
-                if not worker.wbuf:
-                    self._selector.register(worker.send_fd, selectors.EVENT_WRITE, worker)
-                worker.wbuf += _HEADER.pack(len(payload))
-                worker.wbuf += payload
-                self._flush(worker)
-
-    def _flush(self, worker: _Worker) -> None:
+    def _admit(self, run: _Run, job_id: int, program: Program | str, inputs: Sequence[Any]) -> None:
+        """Send one job to the pool, or make its result at once (no inputs, none of a sendable size)."""
+        text = program if isinstance(program, str) else program.text
+        if not isinstance(inputs, (list, tuple)):
+            inputs = list(inputs)
+        over = {i: reason for i, grid in enumerate(inputs) if (reason := oversize(grid, "input"))} or None
+        send = [grid for i, grid in enumerate(inputs) if i not in over] if over else inputs
+        if not send:
+            run.results[job_id] = self._merge(len(inputs), over, (), (), ())
+            return
         try:
-            written = os.write(worker.send_fd, worker.wbuf)
-        except BlockingIOError:
+            data = pickle.dumps((text, send), pickle.HIGHEST_PROTOCOL)
+        except Exception as exc:  # noqa: BLE001 - e.g. a list nested too deep to pickle: this job fails alone
+            reason = clip(f"invalid input: cannot be passed to a worker ({type(exc).__name__}: {exc})")
+            run.results[job_id] = self._failed(len(inputs), reason)
             return
-        except OSError:  # the worker died; reading its output will report the end of file
-            written = len(worker.wbuf)
-        del worker.wbuf[:written]
-        if not worker.wbuf:
-            self._selector.unregister(worker.send_fd)
+        run.sent[job_id] = (len(inputs), over)
+        run.hold(job_id, len(data))
+        self._pool.submit([Job(job_id, data, self.limits.timeout + self.grace)])
 
-    def _poll(self, run: _Run) -> None:
-        """Wait for answers or the next deadline; then enforce deadlines.
+    def _result(self, outcome: Outcome, n: int, over: dict[int, str] | None) -> ExecutionResult:
+        """The result of a job that went to a worker, whatever happened to it there."""
+        if outcome.answer is not None:
+            outputs, errors, values = pickle.loads(outcome.answer)
+            return self._merge(n, over, outputs, errors, values)
+        if outcome.error is not None:
+            reason = clip(f"error: {outcome.error}")
+        elif outcome.killed:
+            reason = (f"timeout: worker killed after {outcome.silent_s:.1f} s "
+                      f"(limit {self.limits.timeout:g} s per input)")
+        elif outcome.taking:
+            reason = f"crashed: worker died taking the job, twice ({outcome.died})"
+        else:
+            reason = f"crashed: worker died ({outcome.died})"
+        m = n - len(over or ())
+        return self._merge(n, over, (None,) * m, (reason,) * m, (None,) * m)
 
-        Polls are at least ``_POLL_INTERVAL`` apart, so that one wake-up of the parent collects
-        the answers to several jobs (the workers have a chunk queued meanwhile).
-        """
-        now = time.monotonic()
-        if now - self._last_poll < _POLL_INTERVAL:
-            time.sleep(_POLL_INTERVAL - (now - self._last_poll))
-            now = time.monotonic()
-        self._last_poll = now
-        timeout = max(0.0, min([0.5] + [self._deadline(w, run) - now for w in self._workers]))
-        for key, events in self._selector.select(timeout):
-            worker = key.data
-            if worker not in self._workers:
-                continue  # replaced earlier in this round
-            if events & selectors.EVENT_WRITE:
-                self._flush(worker)
-            if events & selectors.EVENT_READ:
-                self._receive(worker, run)
-        now = time.monotonic()
-        for worker in list(self._workers):
-            if now > self._deadline(worker, run):
-                self._expired(worker, run, now)
+    def _merge(self, n: int, over: dict[int, str] | None, outputs, errors, values) -> ExecutionResult:
+        """A job's result from its workers' part and the ``limit:`` reasons of inputs not sent."""
+        if over:
+            rest = iter(zip(outputs, errors, values or (None,) * len(outputs)))
+            parts = [(None, over[i], None) if i in over else next(rest) for i in range(n)]
+            outputs, errors, values = (tuple(p[k] for p in parts) for k in range(3))
+        return ExecutionResult(tuple(outputs), tuple(errors), tuple(values) if self.keep_values else None)
 
-    def _deadline(self, worker: _Worker, run: _Run) -> float:
-        if not worker.ready:
-            return worker.started + self.start_timeout
-        if not worker.inflight:
-            return float("inf")
-        entry = run.data.get(worker.inflight[0])
-        n_inputs = len(entry[1]) if entry else 10  # unknown: a job of an abandoned run
-        return worker.head_since + self.limits.timeout * n_inputs + self.grace
-
-    def _receive(self, worker: _Worker, run: _Run) -> None:
-        try:
-            data = os.read(worker.recv_fd, 65536)  # a pipe holds 64 KiB; bigger reads cost a big malloc
-        except BlockingIOError:
-            return
-        if not data:  # end of file: the worker died
-            self._died(worker, run, "crashed: worker died ({})")
-            return
-        worker.rbuf += data
-        for frame in worker.frames():
-            now = time.monotonic()
-            if frame == _ACK:
-                size = worker.unacked.popleft()
-                if len(worker.inflight) == sum(worker.unacked) + size:  # it holds the head job
-                    worker.head_since = now
-            elif frame == _READY:
-                worker.ready = True
-                worker.head_since = now
-                self._failed_starts = 0
-            else:
-                job_id, outputs, errors, values = pickle.loads(frame)
-                worker.inflight.popleft()
-                worker.head_since = now
-                if job_id in run.data:
-                    run.results[job_id] = ExecutionResult(outputs, errors, values)
-
-    def _expired(self, worker: _Worker, run: _Run, now: float) -> None:
-        """The watchdog: a worker past its deadline is killed and replaced."""
-        reason = (f"timeout: worker killed after {now - worker.head_since:.1f} s "
-                  f"(limit {self.limits.timeout:g} s per input)")
-        self._died(worker, run, reason)
-
-    def _died(self, worker: _Worker, run: _Run, reason: str) -> None:
-        """Replace a dead (or killed) worker; fail the job it was running, send the others again."""
-        how = self._replace(worker)
-        if not worker.ready:
-            self._failed_starts += 1
-            if self._failed_starts >= 3:
-                self.close()
-                raise RuntimeError(f"executor workers fail to start ({how}); see their stderr above")
-            run.requeue(worker.inflight)
-            return
-        self.restarts += 1
-        if not worker.inflight:
-            return
-        if worker.head_started():
-            failed = [worker.inflight.popleft()]
-        else:  # died before reading the chunk: nothing of it ran, unless this keeps happening
-            failed = [i for i in worker.inflight if run.crashes.get(i, 0) >= 2]
-            for i in worker.inflight:
-                run.crashes[i] = run.crashes.get(i, 0) + 1
-        for job_id in failed:
-            if run.data.get(job_id):
-                n = len(run.data[job_id][1])
-                run.results[job_id] = ExecutionResult((None,) * n, (reason.format(how),) * n,
-                                                      (None,) * n if self.keep_values else None)
-        run.requeue(i for i in worker.inflight if i not in failed)
-
+    def _failed(self, n: int, reason: str) -> ExecutionResult:
+        return ExecutionResult((None,) * n, (reason,) * n, (None,) * n if self.keep_values else None)
 
 
 def _progress_reporter(progress, total: int) -> Callable[[int | None], None] | None:

@@ -15,7 +15,14 @@ from codeit.grids import Grid
 
 _PAPER = PAPER_CONFIG["execution"]
 
-__all__ = ["DEFAULT_LIMITS", "ExecutionLimits", "ExecutionResult"]
+__all__ = ["DEFAULT_LIMITS", "MAX_GRID_CELLS", "ExecutionLimits", "ExecutionResult", "grid_cells", "oversize"]
+
+#: Most cells an input or an output grid may have (an ARC grid has at most 900).  A bigger grid costs
+#: more to check, copy and move between processes than any program may run, so it fails with
+#: ``limit:`` instead (an input is then never sent to a worker).
+MAX_GRID_CELLS = 1_000_000
+
+_ROWS = (list, tuple)
 
 
 @dataclass(frozen=True)
@@ -73,3 +80,25 @@ class ExecutionResult(NamedTuple):
     @property
     def n_valid(self) -> int:
         return sum(error is None for error in self.errors)
+
+
+def grid_cells(value: Any) -> int:
+    """The cells of a grid-like value (a list or tuple of rows), in time proportional to its rows; at
+    least :data:`MAX_GRID_CELLS` + 1 for more rows than that; 0 for anything else."""
+    if type(value) not in _ROWS:
+        return 0
+    if len(value) > MAX_GRID_CELLS:
+        return len(value)
+    try:
+        return sum(map(len, value))
+    except TypeError:  # a row without a length: not a grid, counted as far as it goes
+        return sum(len(row) for row in value if type(row) in _ROWS)
+
+
+def oversize(value: Any, what: str) -> str | None:
+    """The ``limit:`` reason of an ``what`` ("input", "output") grid of more than
+    :data:`MAX_GRID_CELLS` cells, else ``None``."""
+    cells = grid_cells(value)
+    if cells <= MAX_GRID_CELLS:
+        return None
+    return f"limit: {what} grid of {cells:,} cells (at most {MAX_GRID_CELLS:,})"

@@ -8,11 +8,14 @@ steps.  Program text is never evaluated as Python.
 Limits (:class:`ExecutionLimits`, defaults are the paper's, dsl-spec §4.3–4.4):
 
 - a line that runs longer than ``line_timeout`` (0.25 s) fails the program, checked after each line;
-- a program gets ``timeout`` (1.0 s) per input in all; in worker processes a ``SIGALRM`` interrupts
-  runaway Python code at that point and a parent-side watchdog kills a worker stuck in C code;
+- a program gets ``timeout`` (1.0 s) per input in all; in worker processes a ``SIGALRM`` tick
+  (:mod:`codeit.execution.interrupt`) interrupts runaway Python code at that point and a parent-side
+  watchdog kills a worker stuck in C code;
 - a value with ``len() >= max_elements`` (1,000) is not stored (the intermediate-size rule), so a
   later line that uses it fails — reported as ``limit: x3 dropped (…)``; ``0`` switches it off;
-- each worker's address space is capped at ``memory_mb`` (``RLIMIT_AS``).
+- each worker's address space is capped at ``memory_mb`` (``RLIMIT_AS``);
+- an input or output grid of more than :data:`~codeit.execution.limits.MAX_GRID_CELLS` cells fails
+  with ``limit:`` (it would cost more to move between processes than any program may run).
 
 Failures are values, never exceptions: every input gets an output grid or ``None`` plus ``None`` or
 a reason that starts with its kind — ``syntax:``, ``invalid input:``, ``error:``, ``timeout:``,
@@ -24,15 +27,14 @@ a reason that starts with its kind — ``syntax:``, ``invalid input:``, ``error:
 
 from __future__ import annotations
 
-import signal
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from operator import itemgetter
 from typing import Any
 
 from codeit.dsl import CONSTANTS, PRIMITIVES
-from codeit.execution.interrupt import ProgramInterrupt, armed, on_alarm
-from codeit.execution.limits import DEFAULT_LIMITS, ExecutionLimits, ExecutionResult
+from codeit.execution.interrupt import DEADLINE, WATCH, ProgramInterrupt, guard
+from codeit.execution.limits import DEFAULT_LIMITS, ExecutionLimits, ExecutionResult, oversize
 from codeit.grids import Grid, check_grid
 from codeit.program import INPUT, Program, ProgramError, parse
 
@@ -84,8 +86,8 @@ class CompiledProgram:
         """Run on one (already validated) grid: ``(value of O, None)`` or ``(None, reason)``.
 
         The value is returned whatever its type; checking that it is a grid is the caller's job.
-        Time limits are checked after each line; interrupting a runaway line needs the SIGALRM
-        of :func:`_run_with_alarm` (workers and ``run_program(..., alarm=True)`` use it).
+        Time limits are checked after each line; interrupting a runaway line needs the guard's
+        tick (:mod:`codeit.execution.interrupt`; workers and ``run_program(..., alarm=True)``).
         """
         env = self._template.copy()
         env[0] = grid
@@ -164,9 +166,10 @@ def run_program(program: Program | str | CompiledProgram, inputs: Iterable[Any],
     """Run ``program`` on each input grid in this process and return one result per input.
 
     Inputs may be tuples or lists (they are validated and converted).  Limits are checked after
-    each line; with ``alarm=True`` (main thread only) a SIGALRM also interrupts a runaway line at
-    ``limits.timeout`` — the previous SIGALRM handler is restored afterwards.  The memory cap is not
-    applied here (it would cap the caller); use :class:`BatchExecutor` for untrusted programs.
+    each line; with ``alarm=True`` (main thread only) the tick of
+    :func:`codeit.execution.interrupt.guard` also interrupts a runaway line at ``limits.timeout`` --
+    the previous SIGALRM handler is restored afterwards.  The memory cap is not applied here (it
+    would cap the caller); use :class:`BatchExecutor` for untrusted programs.
     """
     limits = limits or DEFAULT_LIMITS
     compiled = program if isinstance(program, CompiledProgram) else _CACHE.get(program)
@@ -174,45 +177,61 @@ def run_program(program: Program | str | CompiledProgram, inputs: Iterable[Any],
     if isinstance(compiled, str):
         n = len(inputs)
         return ExecutionResult((None,) * n, (compiled,) * n, (None,) * n if keep_values else None)
-    previous = signal.signal(signal.SIGALRM, on_alarm) if alarm else None
-    try:
-        return run_inputs(compiled, inputs, limits, alarm, keep_values)
-    finally:
-        if alarm:
-            signal.signal(signal.SIGALRM, previous)
+    if not alarm:
+        return run_inputs(compiled, inputs, limits, False, keep_values)
+    with guard(limits):
+        return run_inputs(compiled, inputs, limits, True, keep_values)
 
 
 def run_inputs(compiled: CompiledProgram, inputs: Sequence[Any], limits: ExecutionLimits,
-                alarm: bool, keep_values: bool) -> ExecutionResult:
-    """The per-input loop shared by :func:`run_program` and the workers."""
+               alarm: bool, keep_values: bool, before_run: Callable[[], None] | None = None) -> ExecutionResult:
+    """The per-input loop shared by :func:`run_program` and the workers.
+
+    With ``alarm`` each input gets a deadline ``limits.timeout`` away, enforced by an active guard's
+    tick.  ``before_run`` is called once an input is validated, just before the program runs on it
+    (a worker's beat: the watchdog's clock then starts with the program, not with the transfer).
+    """
     outputs, errors, values = [], [], []
     for grid in inputs:
-        grid, reason = check_grid(grid, sequences=True)
+        reason = oversize(grid, "input")
+        if reason is None:
+            grid, reason = check_grid(grid, sequences=True)
+            if reason is not None:
+                reason = f"invalid input: {reason}"
         if reason is not None:
             outputs.append(None)
-            errors.append(f"invalid input: {reason}")
+            errors.append(reason)
             values.append(None)
             continue
+        if before_run is not None:
+            before_run()
         if alarm:
-            value, error = _run_with_alarm(compiled, grid, limits)
+            value, error = _run_until_deadline(compiled, grid, limits)
         else:
             value, error = compiled.run(grid, limits)
         output = None
         if error is None:
-            output, reason = check_grid(value)
-            if reason is not None:
-                error = f"invalid output: {reason}"
+            error = oversize(value, "output")
+            if error is not None:
+                value = None  # too big to keep or to move
+            else:
+                output, reason = check_grid(value)
+                if reason is not None:
+                    error = f"invalid output: {reason}"
         outputs.append(output)
         errors.append(error)
         values.append(value)
     return ExecutionResult(tuple(outputs), tuple(errors), tuple(values) if keep_values else None)
 
 
-
-def _run_with_alarm(compiled: CompiledProgram, grid: Grid, limits: ExecutionLimits):
-    """``compiled.run`` with a SIGALRM interrupting it at ``limits.timeout`` (handler installed)."""
+def _run_until_deadline(compiled: CompiledProgram, grid: Grid, limits: ExecutionLimits):
+    """``compiled.run`` with this input's deadline set for the guard's tick."""
     try:
-        with armed(limits.timeout):
+        WATCH[DEADLINE] = time.perf_counter() + limits.timeout
+        try:
             return compiled.run(grid, limits)
-    except ProgramInterrupt:  # fired between the end of the run and disarming
+        finally:
+            WATCH[DEADLINE] = 0.0
+    except ProgramInterrupt:  # the tick fired between the end of the run and clearing the deadline
+        WATCH[DEADLINE] = 0.0
         return None, f"timeout: interrupted after {limits.timeout:g} s (limit per input)"

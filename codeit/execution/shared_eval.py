@@ -11,29 +11,26 @@ per input however many programs use it.
 Semantics follow :class:`codeit.execution.runner.CompiledProgram` for programs without dead lines
 (:meth:`codeit.program.Program.normalise`): a line that raises, runs longer than
 ``limits.line_timeout``, or returns a sized value with ``len() >= limits.max_elements`` fails, and so
-does every program that uses it.  Runaway lines are interrupted by :func:`guard`, a periodic
-``SIGALRM`` that raises inside a line running longer than ``limits.line_timeout`` (main thread only;
-worker processes use it, in-process callers may).  Memory is not capped here: run untrusted programs in
-worker processes with ``RLIMIT_AS`` (as :mod:`codeit.baseline.pipeline` does).
+does every program that uses it.  Each line is watched (:data:`codeit.execution.interrupt.WATCH`), so
+under :func:`codeit.execution.interrupt.guard` a line running longer than ``limits.line_timeout`` is
+interrupted (main thread only; worker processes guard themselves, in-process callers may).  Memory is
+capped only by the guard's resident-memory check: run untrusted programs in worker processes with
+``RLIMIT_AS`` (as the mutation baseline does).
 """
 
 from __future__ import annotations
 
-import contextlib
-import os
-import signal
-import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from operator import itemgetter
 from typing import Any, NamedTuple
 
 from codeit.dsl import CONSTANTS, PRIMITIVES
-from codeit.execution.interrupt import in_program_code
+from codeit.execution.interrupt import WATCH, ProgramInterrupt
 from codeit.execution.limits import DEFAULT_LIMITS, ExecutionLimits
 from codeit.program import INPUT, Line, Program, ProgramError, parse
 
-__all__ = ["ERROR", "MISSING", "NodeTable", "ProgramSet", "ShapePlan", "guard", "shape_plan"]
+__all__ = ["ERROR", "MISSING", "NodeTable", "ProgramSet", "ShapePlan", "leaf_shape", "memoised", "shape_plan"]
 
 
 class _Sentinel:
@@ -54,65 +51,6 @@ _SIZED = frozenset({tuple, frozenset, list, set, dict, str})
 _MOSTCOLOR = PRIMITIVES["mostcolor"].function
 
 
-class _NodeTimeout(BaseException):
-    """Raised inside a line that runs past the limit; a BaseException so DSL code cannot swallow it."""
-
-
-# start time of the line being computed (0: none), the time limit, and the resident-memory ceiling in
-# pages (0: none), read by the SIGALRM handler
-_watch = [0.0, 1.0, 0]
-_guards = [0]  # 1 while a guard is active (guards nest as no-ops)
-_PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
-
-
-def _resident_pages() -> int:
-    """Resident set size of this process in pages (0 where /proc is unavailable)."""
-    try:
-        with open("/proc/self/statm", "rb") as f:
-            return int(f.read().split()[1])
-    except (OSError, ValueError, IndexError):
-        return 0
-
-
-def _on_tick(signum, frame) -> None:
-    # Raised only in the program's own frames (not in a finaliser that would swallow it:
-    # codeit.execution.interrupt.in_program_code); the line's start time is cleared by the code that catches the
-    # exception, never here, so a tick that could not raise is followed by one that does.
-    start = _watch[0]
-    if start and (time.perf_counter() - start > _watch[1]
-                  or (_watch[2] and _resident_pages() > _watch[2])) and in_program_code(frame):
-        raise _NodeTimeout
-
-
-@contextlib.contextmanager
-def guard(limits: ExecutionLimits = DEFAULT_LIMITS, tick: float = 0.02) -> Iterator[None]:
-    """Interrupt any line that runs longer than ``limits.line_timeout``, or that grows this process's
-    resident memory more than ``limits.memory_mb`` above its size on entry, while the block runs.
-
-    Such a line fails anyway, so it is stopped as soon as the next tick notices: a periodic
-    ``SIGALRM`` every ``tick`` seconds checks the running line's start time (and the resident size),
-    so the cost per line is one store, not a system call.  This is what contains untrusted programs
-    run in the calling process (mutators, random programs); worker processes also get a hard
-    ``RLIMIT_AS``.  Outside the main thread this does nothing (lines are then only timed).
-    """
-    if threading.current_thread() is not threading.main_thread() or _guards[0]:
-        yield  # not possible here, or already guarded by an enclosing block
-        return
-    previous = signal.signal(signal.SIGALRM, _on_tick)
-    _watch[1] = limits.line_timeout
-    _watch[2] = (_resident_pages() + (limits.memory_mb << 20) // _PAGE) if limits.memory_mb else 0
-    _guards[0] = 1
-    signal.setitimer(signal.ITIMER_REAL, tick, tick)
-    try:
-        yield
-    finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, previous)
-        _watch[0] = 0.0
-        _watch[2] = 0
-        _guards[0] = 0
-
-
 _FUNCTION = type(lambda: None)
 
 #: Entries the function memos of one environment may still add (reset per input by
@@ -122,7 +60,7 @@ MEMO_ENTRIES = 100_000
 MEMO_BUDGET = [MEMO_ENTRIES]
 
 
-def _memoised(function: Any) -> Any:
+def memoised(function: Any) -> Any:
     """``function`` (a closure a line built: ``fork``, ``compose``, ``rbind`` …) with its results
     remembered by the *identity* of its arguments, with the same arity (``rbind``/``lbind`` read
     ``__code__.co_argcount``).
@@ -131,8 +69,7 @@ def _memoised(function: Any) -> Any:
     same objects inside the mutants' ``apply``/``mapply``/``fork`` calls, applied to the same element
     objects (the shared ``objects(I, …)`` value): the mutants get those results for free.  Entries
     keep their arguments alive, so an identity is never reused while remembered.  Results and
-    ordinary exceptions are remembered (type and arguments); the per-line timeout (a BaseException)
-    is not.
+    ordinary exceptions are remembered (type and arguments); an interrupt (a BaseException) is not.
     """
     arity = function.__code__.co_argcount
     memo: dict[Any, tuple[Any, Any, bool]] = {}
@@ -243,7 +180,7 @@ class NodeTable:
 
     Slot 0 is ``I``; constants and primitives used as values get a slot each when first seen; every
     distinct line gets one.  With ``memoise=True`` function values built by lines remember their
-    results (:func:`_memoised`): faster for program families, but a line then takes only the time of
+    results (:func:`memoised`): faster for program families, but a line then takes only the time of
     the work not already done, so a line near the time limit may pass where a lone run would not.  :meth:`add` returns a program's slots (one per line, in line order, the
     last one ``O``); :meth:`new_env` makes the environment of one input grid; :meth:`run` evaluates a
     program's slots on an environment, reusing whatever is already computed there.
@@ -328,7 +265,7 @@ class NodeTable:
         max_elements = self.limits.max_elements
         line_limit = self.limits.line_timeout
         clock = time.perf_counter
-        watch = _watch
+        watch = WATCH
         memoise = self.memoise
         value = ERROR
         for slot in slots:
@@ -345,17 +282,17 @@ class NodeTable:
                 else:
                     start = clock()
                     try:
-                        watch[0] = start
+                        watch[0] = start  # WATCH[LINE]: this line is watched from now
                         value = function(args) if single else function(*args)
                         watch[0] = 0.0
-                    except (Exception, _NodeTimeout):  # noqa: BLE001 - any failure fails the line
+                    except (Exception, ProgramInterrupt):  # noqa: BLE001 - any failure fails the line
                         watch[0] = 0.0
                         value = ERROR
                     if clock() - start > line_limit or (
                             max_elements and type(value) in _SIZED and len(value) >= max_elements):
                         value = ERROR
                     elif memoise and type(value) is _FUNCTION:
-                        value = _memoised(value)
+                        value = memoised(value)
                     if shared is not None:
                         value = shared.store(value)
                 env[slot] = value
@@ -396,7 +333,7 @@ SHAPE_RULES: dict[str, tuple[str, tuple[int, ...], tuple[int, ...]]] = {
 }
 
 
-def _leaf_shape(value: Any) -> tuple[int, int] | None:
+def leaf_shape(value: Any) -> tuple[int, int] | None:
     """(rows, columns) of a grid-like value; ``(0, 0)`` for ``()``; ``None`` if it is no grid."""
     if type(value) is not tuple:
         return None
@@ -523,7 +460,7 @@ def predicted_shape(expr: Any, env: list[Any]) -> tuple[int, int] | None:
     """The output shape a plan's expression predicts on ``env`` (whose ``first`` slots are computed)."""
     kind = expr[0]
     if kind == "leaf":
-        return _leaf_shape(env[expr[1]])
+        return leaf_shape(env[expr[1]])
     if kind == "dims":
         dims = env[expr[1]]
         if type(dims) is tuple and len(dims) == 2 and _int(dims[0]) is not None and _int(dims[1]) is not None:
@@ -597,7 +534,7 @@ class ProgramSet:
         def run(slots: Sequence[int], env: list[Any]) -> Any:
             return table.run(slots, env, True, shared)
 
-        shape = _leaf_shape(target)
+        shape = leaf_shape(target)
         plans = self.plans
         found = []
         checked: dict[tuple, bool] = {}

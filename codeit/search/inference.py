@@ -45,7 +45,7 @@ from functools import cache
 from typing import Any
 
 from codeit.dsl import CONSTANT_TYPE_OF, CONSTANT_TYPES, PRIMITIVES
-from codeit.program import INPUT, OUTPUT, Program, ProgramError, parse
+from codeit.program import INPUT, Program, ProgramError, parse
 
 __all__ = ["CONCRETE_TYPES", "InferenceError", "ProgramTypes", "admits", "arity_of", "callable_type",
            "constants_fitting", "fits", "infer_types", "may_produce", "name_type", "primitive_arity",
@@ -360,8 +360,3 @@ def trace(program: Program, inputs: Iterable[Any]) -> list[dict[str, Any]]:
         table.run(slots, env)
         result.append({line.target: env[s] for line, s in zip(program.lines, slots) if table.is_value(env[s])})
     return result
-
-
-def output_type_ok(types: ProgramTypes) -> bool:
-    """True if the program's output may be a grid."""
-    return may_produce(types[OUTPUT], GRID)

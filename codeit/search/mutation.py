@@ -14,7 +14,8 @@ Given a program and the inputs of the task it was written for, :class:`Depth1Mut
    the parent;
 4. keeps a variant if it gives a valid grid of fewer than 1,000 cells on every demonstration input,
    differs from the input on at least one of them (not the identity), and its outputs on all the
-   inputs differ from the parent's and from every variant kept before (no equivalent programs).
+   inputs differ from the parent's and from every variant kept before (no equivalent programs):
+   :class:`VariantFilter`, the rule the mutation baseline also applies to whatever mutators propose.
 
 The stream of kept variants depends only on the program, the inputs and the seed, so asking for
 more variants extends the same sequence (:meth:`Depth1Mutator.variants` with a larger ``n``).
@@ -39,11 +40,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Self
 
+from codeit.config import PAPER_CONFIG
 from codeit.dsl import CONSTANT_TYPES, PRIMITIVES
+from codeit.execution.interrupt import guard
 from codeit.execution.limits import DEFAULT_LIMITS, ExecutionLimits
-from codeit.execution.shared_eval import ERROR, NodeTable, guard
+from codeit.execution.shared_eval import ERROR, NodeTable
 from codeit.grids import check_grid
 from codeit.program import INPUT, OUTPUT, Line, Program, ProgramError, parse
 from codeit.search.inference import (
@@ -57,7 +60,8 @@ from codeit.search.inference import (
     may_produce,
 )
 
-__all__ = ["MAX_CELLS", "Depth1Mutator", "Mutant", "apply_mutation", "candidate_mutations", "grid_cells"]
+__all__ = ["MAX_CELLS", "Depth1Mutator", "Mutant", "MutatedText", "VariantFilter", "apply_mutation",
+           "candidate_mutations", "grid_cells", "mutation_config"]
 
 #: Outputs must have fewer cells than this (docs/algorithm.md §4 step 4).
 MAX_CELLS = 1000
@@ -163,6 +167,87 @@ class Mutant:
     mutation: tuple[int, int, str]  # (line index, position, replacement) in the parent
 
 
+class MutatedText(str):
+    """A variant's program text that also says which edit made it: ``mutation`` is ``(line index,
+    position, replacement)`` in the parent.  A plain ``str`` to every caller that wants only the text
+    (the ``codeit_mutate`` contract); the ``depth1`` plugin returns these when asked
+    (``config["mutation"]["provenance"]``, set by the mutation baseline, which records the edit)."""
+
+    mutation: tuple[int, int, str]
+
+    def __new__(cls, text: str, mutation: tuple[int, int, str]) -> Self:
+        obj = super().__new__(cls, text)
+        obj.mutation = mutation
+        return obj
+
+
+class VariantFilter:
+    """Which variants of one program to keep (module docstring, step 4), and their outputs.
+
+    Runs the parent on ``inputs`` once (the first ``n_demonstrations`` -- default: all -- must give
+    valid grids, else :class:`InferenceError`); then :meth:`keep` runs a variant reusing every line it
+    shares with the parent and with the variants before it, and keeps it if it gives a valid grid of
+    fewer than :data:`MAX_CELLS` cells on every demonstration input, is not the identity, and its
+    outputs differ from the parent's and from every variant kept before.  The depth-1 mutator and the
+    mutation baseline (for whatever the mutators propose) use this one rule.
+    """
+
+    def __init__(self, program: Program | str, inputs: Sequence[Any], n_demonstrations: int | None = None,
+                 limits: ExecutionLimits | None = None) -> None:
+        if isinstance(program, str):
+            try:
+                program = parse(program)
+            except ProgramError as err:
+                raise InferenceError(f"cannot parse: {err}") from None
+        self.inputs = list(inputs)
+        self.n_demos = len(self.inputs) if n_demonstrations is None else n_demonstrations
+        if not self.inputs or not self.n_demos:
+            raise InferenceError("no demonstration inputs to infer types from")
+        self.table = table = NodeTable(limits or DEFAULT_LIMITS)
+        slots = table.add(program)
+        self.envs: list[list[Any]] = []
+        #: per input, the value of each variable of the parent that has one (for type inference)
+        self.values: list[dict[str, Any]] = []
+        outputs = []
+        for number, grid in enumerate(self.inputs):
+            env = table.new_env(grid)
+            out = table.run(slots, env, stop=False)
+            if number < self.n_demos and (out is ERROR or check_grid(out)[1] is not None):
+                raise InferenceError(f"the program fails on demonstration input {number + 1}")
+            self.envs.append(env)
+            outputs.append(_valid(out))
+            self.values.append({line.target: env[s] for line, s in zip(program.lines, slots)
+                                if table.is_value(env[s])})
+        self.parent_outputs = tuple(outputs)
+        self._seen = {self.parent_outputs}
+
+    def keep(self, variant: Program) -> tuple[Any, ...] | None:
+        """The variant's outputs on the inputs if it is kept (remembered from now on), else ``None``."""
+        outputs = self._outputs(variant)
+        if outputs is None or outputs in self._seen:
+            return None
+        self._seen.add(outputs)
+        return outputs
+
+    def _outputs(self, variant: Program) -> tuple[Any, ...] | None:
+        """The variant's outputs, or ``None`` if it fails the filter on a demonstration input."""
+        table = self.table
+        slots = table.add(variant)
+        outputs = []
+        identity = True
+        for number, env in enumerate(self.envs):
+            table.extend(env)
+            out = _valid(table.run(slots, env))
+            if number < self.n_demos:
+                if out is None:
+                    return None
+                identity = identity and out == self.inputs[number]
+            outputs.append(out)
+        if identity:
+            return None
+        return tuple(outputs)
+
+
 class Depth1Mutator:
     """Depth-1 mutations of one program at a time (module docstring).
 
@@ -173,34 +258,6 @@ class Depth1Mutator:
     def __init__(self, limits: ExecutionLimits | None = None, max_attempts: int = 2000) -> None:
         self.limits = limits or DEFAULT_LIMITS
         self.max_attempts = max_attempts
-
-    def prepare(self, program: Program | str, inputs: Sequence[Any], n_required: int | None = None
-                ) -> tuple[NodeTable, list[list[Any]], ProgramTypes, tuple[Any, ...]]:
-        """Run the parent on ``inputs``; the first ``n_required`` (default: all) must succeed.
-
-        Returns the node table, one environment per input, the inferred types and the parent's
-        outputs.  Raises :class:`InferenceError` with the reason if the parent cannot be used.
-        """
-        if isinstance(program, str):
-            try:
-                program = parse(program)
-            except ProgramError as err:
-                raise InferenceError(f"cannot parse: {err}") from None
-        n_required = len(inputs) if n_required is None else n_required
-        if not inputs or not n_required:
-            raise InferenceError("no demonstration inputs to infer types from")
-        table = NodeTable(self.limits)
-        slots = table.add(program)
-        envs, outputs, values = [], [], []
-        for number, grid in enumerate(inputs):
-            env = table.new_env(grid)
-            out = table.run(slots, env, stop=False)
-            if number < n_required and (out is ERROR or check_grid(out)[1] is not None):
-                raise InferenceError(f"the program fails on demonstration input {number + 1}")
-            envs.append(env)
-            outputs.append(_valid(out))
-            values.append({line.target: env[s] for line, s in zip(program.lines, slots) if table.is_value(env[s])})
-        return table, envs, infer_types(program, values), tuple(outputs)
 
     def stream(self, program: Program, types: ProgramTypes, rng: Any) -> Iterator[tuple[Program, tuple]]:
         """Distinct mutated programs (normalised, different text from the parent and each other) in
@@ -227,52 +284,31 @@ class Depth1Mutator:
 
     def variants(self, program: Program | str, inputs: Sequence[Any], n: int, rng: Any,
                  n_demonstrations: int | None = None, tick: Callable[[], None] | None = None) -> list[Mutant]:
-        """Up to ``n`` kept variants of ``program`` (module docstring for the filter).
+        """Up to ``n`` kept variants of ``program`` (:class:`VariantFilter`).
 
         ``inputs`` are the parent task's inputs, demonstrations first: the first ``n_demonstrations``
         (default: all) must give valid grids; the others (e.g. test inputs) only contribute outputs.
-        ``tick`` is called after each candidate (e.g. a worker's heartbeat).  Raises :class:`InferenceError` if the parent fails on a demonstration input.
+        ``tick`` is called after each candidate (e.g. a worker's beat).  Raises
+        :class:`InferenceError` if the parent fails on a demonstration input.
         """
         if isinstance(program, str):
             try:
                 program = parse(program)
             except ProgramError as err:
                 raise InferenceError(f"cannot parse: {err}") from None
-        inputs = list(inputs)
-        n_demos = len(inputs) if n_demonstrations is None else n_demonstrations
         with guard(self.limits):
-            table, envs, types, parent_outputs = self.prepare(program, inputs, n_demos)
-            seen = {parent_outputs}
+            variants = VariantFilter(program, inputs, n_demonstrations, self.limits)
+            types = infer_types(program, variants.values)
             kept: list[Mutant] = []
             for attempt, (mutant, mutation) in enumerate(self.stream(program, types, rng)):
                 if len(kept) >= n or attempt >= self.max_attempts:
                     break
                 if tick is not None:
                     tick()
-                outputs = self._outputs(table, mutant, envs, inputs, n_demos)
-                if outputs is None or outputs in seen:
-                    continue
-                seen.add(outputs)
-                kept.append(Mutant(mutant.text, outputs, mutation))
+                outputs = variants.keep(mutant)
+                if outputs is not None:
+                    kept.append(Mutant(mutant.text, outputs, mutation))
         return kept
-
-    def _outputs(self, table: NodeTable, mutant: Program, envs: list[list[Any]], inputs: Sequence[Any],
-                 n_demos: int) -> tuple[Any, ...] | None:
-        """The mutant's outputs, or ``None`` if it fails the filter on a demonstration input."""
-        slots = table.add(mutant)
-        outputs = []
-        identity = True
-        for number, env in enumerate(envs):
-            table.extend(env)
-            out = _valid(table.run(slots, env))
-            if number < n_demos:
-                if out is None:
-                    return None
-                identity = identity and out == inputs[number]
-            outputs.append(out)
-        if identity:
-            return None
-        return tuple(outputs)
 
 
 def _valid(value: Any) -> Any:
@@ -286,6 +322,8 @@ def _valid(value: Any) -> Any:
 
 
 def mutation_config(config: Mapping[str, Any] | None) -> dict[str, Any]:
-    """``config["mutation"]`` with defaults: ``variants`` per program (4), ``max_attempts`` (2000)."""
-    section = dict((config or {}).get("mutation") or {})
-    return {"variants": int(section.get("variants", 4)), "max_attempts": int(section.get("max_attempts", 2000))}
+    """``config["mutation"]`` over the paper's values: ``variants`` per program, ``max_attempts``, and
+    ``provenance`` (variants as :class:`MutatedText`; off unless asked for)."""
+    section = {**PAPER_CONFIG["mutation"], **dict((config or {}).get("mutation") or {})}
+    return {"variants": int(section["variants"]), "max_attempts": int(section["max_attempts"]),
+            "provenance": bool(section.get("provenance", False))}
