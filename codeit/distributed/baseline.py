@@ -21,7 +21,7 @@ from typing import Any, Self
 from codeit.baseline.pool import BaselinePool, WorkerSettings
 from codeit.distributed.cluster import RaySettings, connect
 from codeit.distributed.dispatch import ActorSet
-from codeit.distributed.executor import actor_place
+from codeit.distributed.executor import actor_place, nodes_used
 
 __all__ = ["BaselineActor", "RayBaselinePool"]
 
@@ -104,6 +104,10 @@ class RayBaselinePool:
 
     def close(self) -> None:
         if self._stack is not None:
+            if self._restarts:
+                self.log(f"ray: work done by {len(self._restarts)} actor(s) on {nodes_used(self._restarts)}"
+                         + (f"; {self.actors.resent} chunk(s) sent again after {self.actors.replaced} lost actor(s)"
+                            if self.actors is not None and self.actors.resent else ""))
             self._stack.close()
         self._stack = None
         self.actors = None

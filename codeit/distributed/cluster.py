@@ -18,7 +18,6 @@ address); a remote address is used as given.
 from __future__ import annotations
 
 import contextlib
-import importlib.util
 import ipaddress
 import os
 import sys
@@ -95,13 +94,12 @@ def is_loopback(address: str) -> bool:
 def import_ray(loopback: bool = False) -> Any:
     """``ray``, imported now (in loopback mode when asked and still possible); a :class:`UserError`
     saying how to install it when it is missing."""
-    if "ray" not in sys.modules:
-        if importlib.util.find_spec("ray") is None:
-            raise UserError(INSTALL_HINT)
-        if loopback:
-            os.environ[LOOPBACK_ENV] = "0"
-    import ray
-
+    if loopback and "ray" not in sys.modules:
+        os.environ[LOOPBACK_ENV] = "0"
+    try:
+        import ray
+    except ImportError:
+        raise UserError(INSTALL_HINT) from None
     return ray
 
 

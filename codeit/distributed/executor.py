@@ -22,14 +22,20 @@ from codeit.execution.executor import BatchExecutor
 from codeit.execution.limits import DEFAULT_LIMITS, ExecutionLimits, ExecutionResult
 from codeit.program import Program
 
-__all__ = ["ExecutorActor", "RayExecutor", "actor_place"]
+__all__ = ["ExecutorActor", "RayExecutor", "actor_place", "nodes_used"]
 
 
 def actor_place() -> str:
-    """Where this actor runs: ``node address/pid``."""
+    """Where this actor runs: ``node address/node id (short)/pid`` (nodes of one machine share an address)."""
     import ray
 
-    return f"{ray.util.get_node_ip_address()}/{os.getpid()}"
+    return f"{ray.util.get_node_ip_address()}/{ray.get_runtime_context().get_node_id()[:8]}/{os.getpid()}"
+
+
+def nodes_used(places: Iterable[str]) -> str:
+    """``N node(s) (id, ...)`` of :func:`actor_place` strings."""
+    nodes = sorted({place.split("/")[1] for place in places if place.count("/") == 2})
+    return f"{len(nodes)} node(s) ({', '.join(nodes)})"
 
 
 class ExecutorActor:
