@@ -268,7 +268,7 @@ def test_the_baseline_on_ray_gives_the_local_performance_csv(cluster, local_base
     assert "work done by 2 actor(s) on 2 node(s)" in r.stdout  # both nodes scored
     expected = (local_baseline / "performance.csv").read_text()
     assert (out / "performance.csv").read_text() == expected
-    assert next(row["solve_rate"] for row in csv.DictReader(expected.splitlines())) != "0"  # a real curve
+    assert float(next(csv.reader(expected.splitlines()))[1]) > 0  # a real curve: solved from the start
     assert solutions(out) == solutions(local_baseline)
     assert {k: sorted(v) for k, v in score_lines(out).items()} == \
         {k: sorted(v) for k, v in score_lines(local_baseline).items()}

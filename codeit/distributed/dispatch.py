@@ -110,7 +110,7 @@ class ActorSet:
         self._made += 1
         self.actors.append(_Actor(handle, handle.ping.remote(), self._made))
 
-    def _lose(self, actor: _Actor, err: BaseException) -> None:
+    def _lose(self, actor: _Actor, err: BaseException, also: int = 0) -> None:
         """An actor is gone (or unreachable): forget it, kill what may be left, start a replacement."""
         if actor not in self.actors:
             return
@@ -118,7 +118,7 @@ class ActorSet:
         self._kill(actor)
         reason = str(err).strip().splitlines()[0] if str(err).strip() else ""
         self.log(f"ray: lost actor {actor.number} on {actor.where} ({type(err).__name__}: {reason[:160]}); "
-                 f"{len(actor.held)} chunk(s) it held go to other actors")
+                 f"{len(actor.held) + also} chunk(s) it held go to other actors")
         self.replaced += 1
         self._add()
 
@@ -167,7 +167,7 @@ class ActorSet:
                     try:
                         value = ray.get(ref)
                     except self._lost as err:
-                        self._lose(actor, err)
+                        self._lose(actor, err, also=1)
                         chunk.tries += 1
                         if chunk.tries > self.retries:
                             raise LostWork(f"chunk {chunk.index} was lost {chunk.tries} times (ray_retries="

@@ -379,7 +379,9 @@ class Sweep:
         result = self.results[attempt.index]
         kind = event["event"]
         if kind == "started":
-            result.run_id, result.run_dir, result.host = event.get("id"), event.get("dir"), event.get("host")
+            run_id = event.get("id")
+            result.run_id = int(run_id) if str(run_id).isdigit() else run_id  # the file record's ids are text
+            result.run_dir, result.host = event.get("dir"), event.get("host")
             resumed = " (resuming its killed attempt)" if attempt.spec.get("resume") else ""
             self._say(attempt, f"run {result.run_id} started on {result.host} (pid {event.get('pid')}){resumed}")
             return None
