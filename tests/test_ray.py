@@ -5,6 +5,7 @@ each with its own raylet, object store and worker processes, token authenticatio
 * the mutation baseline scored on the cluster gives the local backend's ``performance.csv``, with
   actors on both nodes;
 * killing the second node's raylet mid-scoring loses no task and counts none twice;
+* the CodeIt loop executing on the cluster gives the metrics of a local run with the same seed;
 * a sweep of 2 named configs x 2 seeds at smoke size, as Ray tasks, lands 4 COMPLETED runs in the
   MongoDB-compatible server and prints their table;
 * a sweep run killed mid-way is started again from its checkpoint (local backend).
@@ -37,6 +38,7 @@ import pytest
 
 from codeit.distributed.cluster import LOOPBACK_ENV
 from codeit.distributed.launch import resumable
+from codeit.run.state import is_timing_metric
 from codeit.tasks import default_data_dir
 
 REPO = Path(__file__).resolve().parents[1]
@@ -307,6 +309,28 @@ def test_losing_a_node_mid_scoring_loses_nothing_and_counts_nothing_twice(fresh_
     for name, tasks in score_lines(out).items():  # every task once per score file: none lost, none twice
         assert not [t for t, n in Counter(tasks).items() if n > 1], f"{name}: tasks counted twice"
         assert sorted(tasks) == sorted(score_lines(local_baseline)[name]), f"{name}: tasks lost"
+
+
+def loop_metrics(folder: Path) -> dict[str, list]:
+    """A run's metrics (values per meta-iteration), wall-clock ones left out."""
+    logged = json.loads((folder / "metrics.json").read_text())
+    return {name: m["values"] for name, m in logged.items() if not is_timing_metric(name)}
+
+
+@pytest.mark.slow
+def test_the_loop_on_ray_gives_the_local_runs_metrics(cluster, tmp_path):
+    env = {**cluster.env, "CODEIT_MONGO_URL": ""}
+    script = str(REPO / "experiments" / "codeit.py")
+    for name, extra in (("local", []), ("ray", ["execution.backend=ray", f"execution.ray_address={cluster.address}"])):
+        (tmp_path / name).mkdir()
+        r = subprocess.run([sys.executable, script, "with", "smoke", "n_iterations=1", "seed=5", *extra], check=False,
+                           capture_output=True, text=True, env=env, cwd=tmp_path / name, timeout=900)
+        assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    local, on_ray = loop_metrics(tmp_path / "local" / "runs" / "1"), loop_metrics(tmp_path / "ray" / "runs" / "1")
+    assert local["programs_distinct"][0] > 0 and local["programs_valid"][0] > 0  # programs were executed
+    assert on_ray == local
+    config = json.loads((tmp_path / "ray" / "runs" / "1" / "config.json").read_text())
+    assert config["execution"]["backend"] == "ray"
 
 
 @pytest.mark.slow

@@ -20,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import ipaddress
 import os
+import random
 import sys
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, fields
@@ -103,6 +104,21 @@ def import_ray(loopback: bool = False) -> Any:
     return ray
 
 
+@contextlib.contextmanager
+def _same_randomness() -> Iterator[None]:
+    """``ray.init`` draws from Python's global random generator: put its state (and numpy's) back, so
+    that a run's random draws, and so its results, do not depend on the backend."""
+    state = random.getstate()
+    numpy = sys.modules.get("numpy")
+    numpy_state = numpy.random.get_state() if numpy is not None else None
+    try:
+        yield
+    finally:
+        random.setstate(state)
+        if numpy_state is not None:
+            numpy.random.set_state(numpy_state)
+
+
 def _node_address(ray: Any) -> str:
     return str(ray.util.get_node_ip_address())
 
@@ -120,7 +136,8 @@ def connect(settings: RaySettings, *, num_cpus: int | None = None) -> Iterator[A
         return
     options: dict[str, Any] = {"log_to_driver": True, "configure_logging": False}
     if local:
-        ray.init(address=LOCAL, num_cpus=num_cpus, include_dashboard=False, **options)
+        with _same_randomness():
+            ray.init(address=LOCAL, num_cpus=num_cpus, include_dashboard=False, **options)
         node = _node_address(ray)
         if not ipaddress.ip_address(node).is_loopback:
             ray.shutdown()
@@ -128,7 +145,8 @@ def connect(settings: RaySettings, *, num_cpus: int | None = None) -> Iterator[A
                             f"before codeit could set {LOOPBACK_ENV}=0; set it in the environment")
     else:
         try:
-            ray.init(address=address, **options)
+            with _same_randomness():
+                ray.init(address=address, **options)
         except ConnectionError as err:
             raise UserError(f"cannot reach the Ray cluster at {address}: {str(err).splitlines()[0]}") from None
     try:
