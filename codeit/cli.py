@@ -20,6 +20,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
                           "codeit.baseline.cli:main"),
     "compare": ("the ablation table and curves of recorded runs (file records or MongoDB)",
                 "codeit.compare.cli:main"),
+    "sweep": ("run a grid of named configs x seeds (here or on a Ray cluster) and compare its runs",
+              "codeit.distributed.sweep_cli:main"),
 }
 
 

@@ -74,7 +74,16 @@ PAPER_CONFIG: dict[str, Any] = {
                  "prune": True},               # "any": test-solving programs first (same curve, faster)
     "execution": {"timeout": 1.0, "line_timeout": 0.25, "max_elements": 1000, "memory_mb": 2048,
                   "workers": None, "max_cells": 1000, "chunk_size": 32,
-                  "overlap": "auto"},  # run sampled programs while the network samples (auto: spare CPUs)
+                  "overlap": "auto",  # run sampled programs while the network samples (auto: spare CPUs)
+                  # where sandboxed workers run (codeit.execution.backend): "local" (this machine's
+                  # pool) or "ray" (actors across a Ray cluster, each owning such a pool; pip extra [ray])
+                  "backend": "local",
+                  "ray_address": None,     # HOST:PORT of a cluster, or "local" (start one); None: $RAY_ADDRESS
+                  "ray_actors": None,      # None: one per ray_actor_cpus CPUs of the cluster (or of workers)
+                  "ray_actor_cpus": 1,     # CPUs per actor = its sandboxed worker processes
+                  "ray_chunk_size": 256,   # executions per Ray call
+                  "ray_retries": 3,        # resubmissions of one chunk whose actor or node was lost
+                  "ray_start_timeout": 300.0},  # seconds work may wait with no live actor before failing
     "plugins": {"modules": [], "disable": [], "model": "t5", "sampler": ["policy"], "relabel": ["hindsight"],
                 "priority": ["performance"]},
     "checkpoint": {"every": 1, "keep": 1},

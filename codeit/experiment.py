@@ -344,7 +344,9 @@ def run_mutation_baseline(run, config: dict[str, Any], seed: int, plugins: list)
         candidates=str(baseline["candidates"]), prune=bool(baseline["prune"]),
         progress=bool(baseline["progress"]), limits=limits,
         plugins={"modules": list(config["plugins"].get("modules") or ()),
-                 "disable": list(config["plugins"].get("disable") or ())})
+                 "disable": list(config["plugins"].get("disable") or ())},
+        backend=str(execution.get("backend", "local")),
+        ray={k: v for k, v in execution.items() if k.startswith("ray_")})
     run.info["work_dir"] = str(out)
     summary = run_baseline(settings, log=lambda text: print(text, flush=True))
     n_tasks = summary.get("evaluation_tasks", 0)

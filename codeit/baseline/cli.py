@@ -1,6 +1,7 @@
 """``codeit mutation-baseline``: the mutation baseline from the command line (docs/mutation.md).
 
-``codeit mutation-baseline --data DIR --samples N --out OUT [--workers W] [--seed S] [--mutator NAME ...]``
+``codeit mutation-baseline --data DIR --samples N --out OUT [--workers W] [--seed S] [--mutator NAME ...]
+[--backend ray --ray-address HOST:PORT]``
 
 Every default is :class:`codeit.baseline.pipeline.BaselineSettings`'s, i.e. the paper's config.  The
 mutators are chosen as in the loop's ``plugins`` config: ``--plugin-module`` registers a plugin module,
@@ -14,6 +15,7 @@ import argparse
 import dataclasses
 
 from codeit.baseline.pipeline import CANDIDATES, BaselineSettings, run_baseline
+from codeit.execution.backend import add_backend_arguments, ray_config
 
 __all__ = ["add_arguments", "main"]
 
@@ -63,6 +65,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="do not share closure results between programs while scoring (slower)")
     parser.add_argument("--no-progress", action="store_false", dest="progress", default=d("progress"),
                         help="no progress bars")
+    add_backend_arguments(parser, d("backend"))
     plugins = d("plugins")
     parser.add_argument("--mutator", action="append", default=list(d("mutators")), metavar="NAME",
                         help="use only this mutator plugin (repeat for several; default: every registered "
@@ -79,7 +82,8 @@ def main(args: argparse.Namespace) -> int:
         chunk_size=args.chunk_size, curve_step=args.curve_step, max_tasks=args.max_tasks, max_seeds=args.max_seeds,
         memory_mb=args.memory_mb, stall_timeout=args.stall_timeout, max_attempts=args.max_attempts,
         memoise=args.memoise, candidates=args.candidates, prune=args.prune, progress=args.progress,
-        plugins={"modules": args.plugin_module, "disable": args.disable_plugin}, mutators=tuple(args.mutator))
+        plugins={"modules": args.plugin_module, "disable": args.disable_plugin}, mutators=tuple(args.mutator),
+        backend=args.backend, ray=ray_config(args))
 
     def log(message: str) -> None:
         print(message, flush=True)

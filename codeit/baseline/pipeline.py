@@ -11,7 +11,8 @@ larger ``samples``.
    of the mutators the ``plugins`` settings select (every registered one, as in the loop, unless
    ``mutators`` names some).
 3. **Scoring** (:mod:`codeit.baseline.scoring`), chunk by chunk, in worker processes
-   (:mod:`codeit.baseline.pool`).
+   (:mod:`codeit.baseline.pool`; with ``backend="ray"``, the same pools owned by actors across a Ray
+   cluster, :mod:`codeit.distributed.baseline`: same scores, same curve).
 4. **Report** (:mod:`codeit.baseline.report`) after each chunk.
 
 ``OUT/manifest.json`` records what shapes the sequence; a folder made with other such settings is
@@ -35,13 +36,14 @@ from codeit.baseline.report import read_published, write_report
 from codeit.baseline.scoring import CandidateRecord, Scorer
 from codeit.config import PAPER_CONFIG
 from codeit.errors import UserError
+from codeit.execution.backend import check_backend
 from codeit.execution.limits import ExecutionLimits
 from codeit.execution.workers import available_cpus
 from codeit.files import atomic_write
 from codeit.plugins import PluginError, get_plugin_manager
 from codeit.tasks import Task, TaskFormatError, default_data_dir
 
-__all__ = ["CANDIDATES", "BaselineSettings", "load_inputs", "mutators_in_use", "run_baseline"]
+__all__ = ["CANDIDATES", "BaselineSettings", "load_inputs", "mutators_in_use", "open_pool", "run_baseline"]
 
 FORMAT_VERSION = 1
 CANDIDATES = ("any", "solving")
@@ -76,6 +78,10 @@ class BaselineSettings:
         "modules": list(_PLUGINS["modules"]), "disable": list(_PLUGINS["disable"])})
     #: only these mutator plugins (the others are disabled); empty: every registered mutator
     mutators: tuple[str, ...] = ()
+    #: where the workers run: "local" (this machine) or "ray" (codeit.execution.backend)
+    backend: str = _EXECUTION["backend"]
+    #: the ``execution.ray_*`` settings for ``backend="ray"`` (ray_address, ray_actors, ...)
+    ray: dict[str, Any] = field(default_factory=dict)
 
 
 def load_inputs(settings: BaselineSettings) -> tuple[list[Task], list[Task], str]:
@@ -130,7 +136,22 @@ def mutators_in_use(settings: BaselineSettings) -> tuple[dict[str, list[str]], l
     return plugins, registered
 
 
+def open_pool(settings: BaselineSettings, worker_settings: WorkerSettings, log: Callable[[str], None] = print
+              ) -> Any:
+    """The worker pool of ``settings.backend``: this machine's :class:`BaselinePool`, or a
+    :class:`codeit.distributed.baseline.RayBaselinePool` with the same interface (Ray imported only then)."""
+    if settings.backend == "local":
+        return BaselinePool(worker_settings, settings.workers or available_cpus(), settings.memory_mb,
+                            settings.stall_timeout)
+    from codeit.distributed.baseline import RayBaselinePool
+    from codeit.distributed.cluster import RaySettings
+
+    return RayBaselinePool(worker_settings, settings.workers, settings.memory_mb, settings.stall_timeout,
+                           RaySettings.from_config(settings.ray), log)
+
+
 def _check(settings: BaselineSettings) -> None:
+    check_backend(settings.backend)
     if settings.candidates not in CANDIDATES:
         raise UserError(f"candidates must be one of {', '.join(CANDIDATES)}, not {settings.candidates!r}")
     if settings.samples < 1 or settings.chunk_size < 1 or settings.curve_step < 1:
@@ -174,8 +195,7 @@ def run_baseline(settings: BaselineSettings, log: Callable[[str], None] = print)
     published = read_published(settings.data or default_data_dir())
     title = "mutation baseline" + (" (published seeds)" if settings.data else " (project seeds)")
     worker_settings = WorkerSettings(settings.limits, settings.memoise, settings.max_attempts, plugins)
-    workers = settings.workers or available_cpus()
-    with BaselinePool(worker_settings, workers, settings.memory_mb, settings.stall_timeout) as pool:
+    with open_pool(settings, worker_settings, log) as pool:
         chunks = _mutated_chunks(out, settings, seeds, sizes, pool, timings, log)
         total = sum(len(c.programs) for c in chunks)
         parents: dict[int, str] = {}

@@ -8,7 +8,9 @@ read), and so does a line of more than :data:`MAX_LINE_BYTES` (not even parsed).
 JSON lines at all (its first line is not UTF-8 JSON: a binary file, a pretty-printed document) is
 one error and exit status 2.  Lines are streamed through a
 :class:`~codeit.execution.executor.BatchExecutor` whose read-ahead is bounded in lines and in bytes,
-so files of any size run in constant memory, and output is flushed as it goes.
+so files of any size run in constant memory, and output is flushed as it goes.  ``--backend ray``
+runs them on actors across a Ray cluster instead (:mod:`codeit.execution.backend`); the output is the
+same.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from collections.abc import Iterator
 from typing import IO, Any, TextIO
 
 from codeit.errors import UserError
-from codeit.execution.executor import BatchExecutor
+from codeit.execution.backend import Executor, add_backend_arguments, make_executor, ray_config
 from codeit.execution.limits import DEFAULT_LIMITS, ExecutionLimits, ExecutionResult
 
 _FLUSH_EVERY = 0.25  # seconds between flushes of stdout while results keep coming
@@ -44,6 +46,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "rule off (default: %(default)s)")
     parser.add_argument("--memory-mb", type=int, default=DEFAULT_LIMITS.memory_mb, metavar="MB",
                         help="address-space cap per worker in MiB, 0 for none (default: %(default)s)")
+    add_backend_arguments(parser)
 
 
 def main(args: argparse.Namespace) -> int:
@@ -62,7 +65,8 @@ def main(args: argparse.Namespace) -> int:
         with stream:
             lines = _lines(stream)
             head = _check_jsonl(lines, "standard input" if args.file == "-" else args.file)
-            with BatchExecutor(workers=args.workers, limits=limits) as pool:
+            execution = {"backend": args.backend, "workers": args.workers, **ray_config(args)}
+            with make_executor(execution, limits=limits, log=lambda text: print(text, file=sys.stderr)) as pool:
                 _stream(_chain(head, lines), sys.stdout, pool)
     except BrokenPipeError:  # the reader went away (e.g. `| head`): stop quietly
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no error at exit's flush
@@ -122,7 +126,7 @@ def _chain(head: list[bytes | int], rest: Iterator[bytes | int]) -> Iterator[byt
     yield from rest
 
 
-def _stream(lines: Iterator[bytes | int], out: TextIO, pool: BatchExecutor) -> None:
+def _stream(lines: Iterator[bytes | int], out: TextIO, pool: Executor) -> None:
     """Write one result line per input line, in order, as results arrive."""
     # Every input line becomes one pool job, so the pool's bounded read-ahead bounds memory; a
     # malformed line becomes an empty job (answered without a worker) and its ready-made failure

@@ -18,7 +18,8 @@ each meta-iteration ``i`` (:meth:`CodeItLoop.iteration`, readable top to bottom)
     2. train the model one epoch on them (``Model.train``), when the run has a model;
     3. ask every sampler of ``plugins.sampler`` for programs for the search tasks;
     4. execute each distinct (task, program) on the task's demonstration and test inputs in the
-       sandboxed :class:`~codeit.execution.executor.BatchExecutor`;
+       sandboxed executor of ``execution.backend`` (:mod:`codeit.execution.backend`: this machine's
+       :class:`~codeit.execution.executor.BatchExecutor`, or actors across a Ray cluster);
     5. relabel every executed program with each relabeler of ``plugins.relabel`` (``codeit_relabel``;
        the entries are prioritised by ``codeit_priority`` as they enter the buffer), then add
        ``mutation_chunk`` fresh mutated tasks (ablation A1);
@@ -51,8 +52,8 @@ from typing import Any
 import numpy as np
 
 from codeit.config import PAPER_CONFIG, merge_config
-from codeit.execution.executor import BatchExecutor
-from codeit.execution.limits import ExecutionLimits, ExecutionResult
+from codeit.execution.backend import Executor, make_executor
+from codeit.execution.limits import ExecutionResult
 from codeit.execution.workers import available_cpus
 from codeit.files import atomic_write
 from codeit.hookspecs import Proposals
@@ -100,7 +101,7 @@ class CodeItLoop:
         self.state = RunState()
         self.model: Any = None
         self.buffer: ReplayBuffer | None = None
-        self.executor: BatchExecutor | None = None
+        self.executor: Executor | None = None
         self.resumed_from: Path | None = None
         self.resumed_iterations = 0
         self._parents: list[Task] | None = None
@@ -131,8 +132,7 @@ class CodeItLoop:
                  f"{len(self.data.search)} search tasks ({self.data.source})")
         ex = self.config["execution"]
         metrics: dict[str, float] = {}
-        with BatchExecutor(workers=ex.get("workers"), limits=ExecutionLimits.from_config(ex),
-                           chunk_size=int(ex["chunk_size"])) as pool:
+        with make_executor(ex, log=self.log) as pool:
             self.executor = pool
             if self.resume_from is not None:
                 self._resume(self.resume_from)
