@@ -11,6 +11,7 @@ import csv
 import io
 import os
 from pathlib import Path
+from typing import Any
 
 from codeit.compare.arms import Arm, Comparison, Stat, is_fraction
 from codeit.files import atomic_write
@@ -50,8 +51,14 @@ def _iterations(arm: Arm) -> str:
     return str(low) if low == high else f"{low}-{high}"
 
 
+def _seed_order(seed: Any) -> tuple:
+    numeric = isinstance(seed, (int, float)) and not isinstance(seed, bool)
+    return (seed is None, not numeric, seed if numeric else str(seed))
+
+
 def _seeds(arm: Arm) -> str:
-    return ", ".join("?" if s is None else str(s) for s in arm.seeds)
+    """The arm's seeds in order (runs of a parallel sweep get their ids in the order they start)."""
+    return ", ".join("?" if s is None else str(s) for s in sorted(arm.seeds, key=_seed_order))
 
 
 def _count(n: int, noun: str) -> str:
