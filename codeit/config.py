@@ -174,3 +174,13 @@ def plain(value: Any) -> Any:
 def section(config: Mapping[str, Any] | None, name: str) -> dict[str, Any]:
     """``config[name]`` merged over the paper's values of that section (a plain dict)."""
     return merge_config(PAPER_CONFIG[name], (config or {}).get(name))
+
+
+def dotted_keys(config: Mapping[str, Any], prefix: str = "") -> list[str]:
+    """Every key of a nested config as a dotted path (``policy``, ``policy.lr``, ...)."""
+    keys = []
+    for key, value in config.items():
+        keys.append(prefix + str(key))
+        if isinstance(value, Mapping):
+            keys += dotted_keys(value, f"{prefix}{key}.")
+    return keys

@@ -7,7 +7,9 @@ traceback of a user error too.
 
 from __future__ import annotations
 
+import difflib
 import os
+from collections.abc import Iterable
 
 __all__ = ["DEBUG_ENV", "UserError", "debug_enabled"]
 
@@ -21,3 +23,9 @@ class UserError(Exception):
 def debug_enabled() -> bool:
     """Whether full tracebacks were asked for (``CODEIT_DEBUG`` set to anything but ``0``/empty)."""
     return os.environ.get(DEBUG_ENV, "") not in ("", "0")
+
+
+def did_you_mean(name: str, known: Iterable[str], cutoff: float = 0.6) -> str:
+    """`` (did you mean 'x'?)`` for the known name closest to a misspelt ``name``, or ``""``."""
+    close = difflib.get_close_matches(name, list(known), n=1, cutoff=cutoff)
+    return f" (did you mean {close[0]!r}?)" if close else ""

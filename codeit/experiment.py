@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import contextlib
 import copy
-import difflib
 import logging
 import os
 import time
@@ -32,8 +31,8 @@ from typing import Any
 from sacred.config.config_dict import ConfigDict
 from sacred.utils import ConfigAddedError, SacredError, apply_backspaces_and_linefeeds
 
-from codeit.config import NAMED_CONFIGS, PAPER_CONFIG, merge_config
-from codeit.errors import UserError, debug_enabled
+from codeit.config import NAMED_CONFIGS, PAPER_CONFIG, dotted_keys, merge_config
+from codeit.errors import UserError, debug_enabled, did_you_mean
 from codeit.recording import RecordedExperiment, flush, mark_resumed
 from codeit.run.checkpoint import find_checkpoint
 from codeit.run.loop import CodeItLoop
@@ -52,18 +51,6 @@ class ExperimentError(SacredError, UserError):
         SacredError.__init__(self, message, print_traceback=False)
 
 
-def _dotted_keys(config: Mapping[str, Any], prefix: str = "") -> list[str]:
-    keys = []
-    for key, value in config.items():
-        keys.append(prefix + str(key))
-        if isinstance(value, Mapping):
-            keys += _dotted_keys(value, f"{prefix}{key}.")
-    return keys
-
-
-def _suggest(key: str, known: list[str]) -> str:
-    close = difflib.get_close_matches(key, known, n=1, cutoff=0.7)
-    return f" (did you mean {close[0]!r}?)" if close else ""
 
 
 class _QuietPluginKeys(logging.Filter):
@@ -82,7 +69,7 @@ def check_plugin_keys(plugins: Mapping[str, Any], log: Callable[[str], None]) ->
     for key in plugins:
         if key not in PLUGIN_KEYS:
             log(f"warning: config plugins.{key} is not read by codeit itself (only a plugin can use it)"
-                + _suggest(key, sorted(PLUGIN_KEYS)))
+                + did_you_mean(key, sorted(PLUGIN_KEYS), cutoff=0.7))
 
 
 class CodeItExperiment(RecordedExperiment):
@@ -92,8 +79,8 @@ class CodeItExperiment(RecordedExperiment):
         try:
             return super().run(*args, **kwargs)
         except ConfigAddedError as err:
-            known = _dotted_keys(self._defaults())
-            names = ", ".join(f"{key!r}{_suggest(key, known)}" for key in err.__conflicting_configs__)
+            known = dotted_keys(self._defaults())
+            names = ", ".join(f"{key!r}{did_you_mean(key, known, cutoff=0.7)}" for key in err.__conflicting_configs__)
             raise ExperimentError(f"unknown config key {names}; `print_config` lists every key") from err
         except ExperimentError:
             raise

@@ -25,7 +25,6 @@ Run config, ``config["plugins"]`` (every key optional)::
 from __future__ import annotations
 
 import argparse
-import difflib
 import importlib
 import importlib.metadata
 import importlib.util
@@ -41,7 +40,7 @@ import pluggy
 
 from codeit import hookspecs
 from codeit.config import PAPER_CONFIG
-from codeit.errors import UserError
+from codeit.errors import UserError, did_you_mean
 from codeit.hookspecs import PROJECT, hookimpl
 
 __all__ = [
@@ -117,9 +116,8 @@ class PluginManager(pluggy.PluginManager):
             for impl in caller.get_hookimpls():
                 if impl.optionalhook:
                     continue
-                close = difflib.get_close_matches(hook_name, known, n=1)
-                hint = f"; did you mean {close[0]!r}?" if close else ""
-                problems.append(f"plugin {impl.plugin_name!r} implements unknown hook {hook_name!r}{hint}")
+                problems.append(f"plugin {impl.plugin_name!r} implements unknown hook "
+                                f"{hook_name!r}{did_you_mean(hook_name, known)}")
         if problems:
             raise PluginError("\n".join(problems) + f"\nknown hooks: {', '.join(known)}")
 

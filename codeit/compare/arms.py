@@ -15,15 +15,14 @@ means carry seed noise; with fewer than two runs in either arm there is no sprea
 
 from __future__ import annotations
 
-import difflib
 import json
 import statistics
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
 from codeit.compare.records import RunRecord
-from codeit.errors import UserError
+from codeit.config import dotted_keys
+from codeit.errors import UserError, did_you_mean
 
 __all__ = ["DEFAULT_GROUP_BY", "DEFAULT_METRICS", "REPETITION_KEYS", "Arm", "Comparison", "Difference",
            "Stat", "arm_label", "compare_runs", "is_fraction"]
@@ -174,18 +173,6 @@ class Comparison:
         return [run for arm in self.arms for run in arm.runs]
 
 
-def _suggestion(name: str, known: Iterable[str]) -> str:
-    close = difflib.get_close_matches(name, list(known), n=1, cutoff=0.6)
-    return f" (did you mean {close[0]!r}?)" if close else ""
-
-
-def _dotted_keys(config: Mapping[str, Any], prefix: str = "") -> list[str]:
-    keys = []
-    for key, value in config.items():
-        keys.append(prefix + str(key))
-        if isinstance(value, Mapping):
-            keys += _dotted_keys(value, f"{prefix}{key}.")
-    return keys
 
 
 def _check_group_by(runs: Sequence[RunRecord], group_by: Sequence[str]) -> None:
@@ -194,8 +181,8 @@ def _check_group_by(runs: Sequence[RunRecord], group_by: Sequence[str]) -> None:
         if key in ("named_configs", "updates"):
             continue
         if not any(_has(run, key) for run in runs):
-            known = {k for run in runs for k in _dotted_keys(run.config)}
-            raise UserError(f"--group-by {key!r}: no selected run has this config key{_suggestion(key, known)} "
+            known = {k for run in runs for k in dotted_keys(run.config)}
+            raise UserError(f"--group-by {key!r}: no selected run has this config key{did_you_mean(key, known)} "
                             "(group-by words: named_configs, updates, or dotted config keys)")
 
 
@@ -212,7 +199,7 @@ def _choose_metrics(runs: Sequence[RunRecord], metrics: Sequence[str] | None) ->
     if metrics:
         unknown = [m for m in metrics if m not in logged]
         if unknown:
-            raise UserError(f"no selected run logged the metric {unknown[0]!r}{_suggestion(unknown[0], logged)}; "
+            raise UserError(f"no selected run logged the metric {unknown[0]!r}{did_you_mean(unknown[0], logged)}; "
                             f"they logged: {', '.join(sorted(logged))}")
         return list(dict.fromkeys(metrics))
     chosen = [m for m in DEFAULT_METRICS if m in logged] or [m for m in FALLBACK_METRICS if m in logged]
@@ -244,7 +231,7 @@ def compare_runs(runs: Sequence[RunRecord], metrics: Sequence[str] | None = None
     control_arm = None
     if control is not None:
         if control not in arms:
-            raise UserError(f"no arm {control!r}{_suggestion(control, arms)}; the arms are: "
+            raise UserError(f"no arm {control!r}{did_you_mean(control, arms)}; the arms are: "
                             + "; ".join(repr(a) for a in arms))
         control_arm = arms[control]
     return Comparison(list(arms.values()), chosen, control_arm, list(notes))

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import ast
 import contextlib
-import difflib
 import json
 import os
 import queue
@@ -35,7 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from codeit.config import NAMED_CONFIGS, PAPER_CONFIG, merge_config
-from codeit.errors import UserError
+from codeit.errors import UserError, did_you_mean
 from codeit.execution.workers import available_cpus
 
 __all__ = ["Cell", "CellResult", "Sweep", "cell_resources", "plan", "recorded_runs", "resolve_config", "run_cell"]
@@ -118,8 +117,7 @@ def plan(configs: Sequence[str], seeds: Sequence[int], values: Sequence[str] = (
         named = tuple(entry.split())
         for name in named:
             if name not in NAMED_CONFIGS:
-                close = difflib.get_close_matches(name, list(NAMED_CONFIGS), n=1)
-                raise UserError(f"no named config {name!r}" + (f" (did you mean {close[0]!r}?)" if close else "")
+                raise UserError(f"no named config {name!r}{did_you_mean(name, NAMED_CONFIGS)}"
                                 + f"; the named configs are: {', '.join(NAMED_CONFIGS)}")
         cells += [Cell(named, int(seed), tuple(values)) for seed in seeds]
     if len({c.label + repr(c.values) for c in cells}) < len(cells):
