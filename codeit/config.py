@@ -86,7 +86,9 @@ PAPER_CONFIG: dict[str, Any] = {
                   "ray_start_timeout": 300.0},  # seconds work may wait with no live actor before failing
     "plugins": {"modules": [], "disable": [], "model": "t5", "sampler": ["policy"], "relabel": ["hindsight"],
                 "priority": ["performance"]},
-    "checkpoint": {"every": 1, "keep": 1},
+    # background: the files of a checkpoint are written while the next meta-iteration runs (the run's
+    # state, RNGs, buffer arrays and model are captured first; a kill still leaves the previous one)
+    "checkpoint": {"every": 1, "keep": 1, "background": True},
     "artifacts": {"programs": True, "solutions": True},
     "resume_from": None,               # a run folder, a checkpoint, or a run id under the file record's root
     "work_dir": None,                  # None: the run's file-record folder (runs/<id>/)

@@ -14,7 +14,7 @@ import pytest
 from codeit.config import merge_config
 from codeit.execution.runner import run_program
 from codeit.plugins import get_plugin_manager
-from codeit.run.checkpoint import CheckpointError, find_checkpoint
+from codeit.run.checkpoint import CheckpointError, find_checkpoint, load_checkpoint
 from codeit.run.data import RunData
 from codeit.run.loop import CodeItLoop
 from codeit.run.state import is_timing_metric
@@ -146,7 +146,11 @@ def test_two_iterations_with_a_real_tiny_model(data, tmp_path):
 
     # hooks, in order
     kinds = [c[0] for c in spy.calls]
-    assert kinds == ["run_start", *["iteration_start", "metrics", "iteration_end", "metrics"] * 2, "run_end"]
+    # per iteration: its metrics, iteration_end, checkpoint_seconds; the background write of a checkpoint is
+    # reported when the next one begins, and the last one's before run_end
+    assert kinds == ["run_start", "iteration_start", "metrics", "iteration_end", "metrics",
+                     "iteration_start", "metrics", "iteration_end", "metrics", "metrics", "metrics", "run_end"]
+    assert [c[1] for c in spy.calls if c[0] == "metrics" and "checkpoint_write_seconds" in c[2]] == [0, 1]
     assert spy.calls[0] == ("run_start", 0, len(data.search))
 
     # initial buffer: the six training programs (accuracy 1) and six mutated tasks
@@ -159,7 +163,8 @@ def test_two_iterations_with_a_real_tiny_model(data, tmp_path):
 
     # scoring: vmirror is proposed (as a wrong program) for every task and solves s-vmirror
     m0, m1 = (c[2] for c in spy.calls if c[0] == "metrics" and "solved" in c[2])
-    assert all(c[2].keys() == {"checkpoint_seconds"} for c in spy.calls if c[0] == "metrics" and "solved" not in c[2])
+    assert all(c[2].keys() in ({"checkpoint_seconds"}, {"checkpoint_write_seconds"})
+               for c in spy.calls if c[0] == "metrics" and "solved" not in c[2])
     assert (m0["solved"], m0["solved_cumulative"]) == (3, 3)
     assert (m1["solved"], m1["solved_cumulative"], m1["new_solved"]) == (4, 4, 1)
     assert m1["solve_rate_cumulative"] == pytest.approx(4 / 5)
@@ -424,3 +429,23 @@ def test_a_damaged_checkpoint_is_refused_naming_the_file(data, tmp_path, target,
     resumed = make_loop(config(n_iterations=2), data, tmp_path, "resumed", resume_from=tmp_path / "run")
     with pytest.raises(CheckpointError, match=f"damaged: {re.escape(name)}"):
         resumed.run()
+
+
+def test_background_checkpoints_hold_what_foreground_ones_do(data, tmp_path):
+    files, states = {}, {}
+    for background in (False, True):
+        spy = Spy()
+        loop = make_loop(config(n_iterations=2, checkpoint={"background": background}), data, tmp_path,
+                         f"background-{background}", spy=spy)
+        loop.run()
+        latest = find_checkpoint(tmp_path / f"background-{background}")
+        manifest = json.loads((latest / "MANIFEST.json").read_text())
+        files[background] = {rel: f["sha256"] for rel, f in manifest["files"].items() if rel != "state.pkl"}
+        state = load_checkpoint(latest, priority=loop.buffer.priority, capacity=100, model=None,
+                                rng=np.random.default_rng()).state
+        states[background] = (without_timings(state.history), state.candidates, state.solutions,
+                               state.rng["loop"], state.rng["python"], state.rng["numpy"][1].tolist())
+        # the write time of a background checkpoint is reported with its iteration
+        written = [c[1] for c in spy.calls if c[0] == "metrics" and "checkpoint_write_seconds" in c[2]]
+        assert written == ([0, 1] if background else [])
+    assert files[True] == files[False] and states[True] == states[False]

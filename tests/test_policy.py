@@ -641,3 +641,21 @@ def test_threads_are_set_for_training_and_sampling_and_restored(pairs):
         assert torch.get_num_threads() == 3
     assert torch.get_num_threads() == before
     assert Policy(tiny()).describe()["threads"] == available_cores() >= 1
+
+
+def test_token_ids_come_in_chunks_and_equal_one_call(pairs):
+    from codeit.policy.cache import LRUCache, cached_token_ids, id_dtype
+    from codeit.policy.training import plain_token_ids
+
+    policy = Policy(tiny(), cache_entries=0)
+    plain = plain_token_ids(policy.tokenizer)
+    texts = [p[0] for p in pairs[:7]] * 2  # repeated texts are tokenised once
+    calls: list[int] = []
+
+    def tokenize(part, max_length):
+        calls.append(len(part))
+        return plain(part, max_length)
+
+    ids = cached_token_ids(LRUCache(0), texts, 1026, tokenize, id_dtype(len(policy.tokenizer)), chunk=3)
+    assert calls == [3, 3, 1]
+    assert [list(a) for a in ids] == policy.tokenizer(texts, truncation=True, max_length=1026)["input_ids"]

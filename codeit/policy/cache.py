@@ -18,6 +18,9 @@ import numpy as np
 
 #: entries per cache by default: one paper-scale epoch (100,000 experiences) and the search tasks, twice
 DEFAULT_ENTRIES = 200_000
+#: texts per tokenizer call: the tokenizer's Python lists of ints (~36 bytes a token) for 100,000 texts of
+#: ~600 tokens would need ~2 GB at once; chunks of this size are turned into compact arrays one by one
+TOKENIZE_CHUNK = 2048
 
 
 class LRUCache:
@@ -68,19 +71,23 @@ def id_dtype(vocab_size: int) -> np.dtype:
 
 def cached_token_ids(cache: LRUCache, texts: Sequence[str], max_length: int | None,
                      tokenize: Callable[[list[str], int | None], list[list[int]]],
-                     dtype: np.dtype) -> list[np.ndarray]:
+                     dtype: np.dtype, chunk: int = TOKENIZE_CHUNK) -> list[np.ndarray]:
     """Token ids of ``texts`` (truncated to ``max_length`` by ``tokenize``), computing only the ones
-    ``cache`` lacks, in one ``tokenize`` call; stored as compact arrays of ``dtype``."""
+    ``cache`` lacks, each distinct text once, in ``tokenize`` calls of at most ``chunk`` texts (so that
+    the tokenizer's lists of one chunk at a time are alive); stored as compact arrays of ``dtype``."""
     out: list[np.ndarray | None] = [cache.get((max_length, text)) for text in texts]
     missing = [i for i, ids in enumerate(out) if ids is None]
     if missing:
         todo: dict[str, list[int]] = {}
         for i in missing:
             todo.setdefault(texts[i], []).append(i)
-        for text, ids in zip(todo, tokenize(list(todo), max_length)):
-            arr = np.asarray(ids, dtype=dtype)
-            arr.setflags(write=False)
-            cache.put((max_length, text), arr)
-            for i in todo[text]:
-                out[i] = arr
+        distinct = list(todo)
+        for start in range(0, len(distinct), max(1, chunk)):
+            part = distinct[start:start + max(1, chunk)]
+            for text, ids in zip(part, tokenize(part, max_length)):
+                arr = np.asarray(ids, dtype=dtype)
+                arr.setflags(write=False)
+                cache.put((max_length, text), arr)
+                for i in todo[text]:
+                    out[i] = arr
     return out  # type: ignore[return-value]

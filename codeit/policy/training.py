@@ -135,8 +135,8 @@ def plain_token_ids(tokenizer) -> TokenIds:
 
     def token_ids(texts: list[str], max_length: int | None) -> list[list[int]]:
         if max_length is None:
-            return tokenizer(texts, truncation=False)["input_ids"]
-        return tokenizer(texts, truncation=True, max_length=max_length)["input_ids"]
+            return tokenizer(texts, truncation=False, return_attention_mask=False)["input_ids"]
+        return tokenizer(texts, truncation=True, max_length=max_length, return_attention_mask=False)["input_ids"]
 
     return token_ids
 

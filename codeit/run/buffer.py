@@ -289,38 +289,25 @@ class ReplayBuffer:
         folder this buffer was saved to (or loaded from) writes only the entries added since.  When
         more than half of the stored records belong to dropped entries, the chunks are rewritten.
         """
+        return self.saver(path)()
+
+    def saver(self, path: str | os.PathLike) -> Callable[[], Path]:
+        """:meth:`save` in two steps: this call captures the buffer as it is now (a copy of the arrays
+        and of the list of entries, which are immutable: milliseconds even at a million entries); the
+        function it returns writes that to ``path`` and may run in another thread while the buffer
+        changes.  Call the functions of one buffer in order, one at a time (each reads what the
+        previous one left on disk)."""
+        size, next_seq = self._size, self._seq
+        arrays = {name: array[:size].copy() for name, array in self._arrays.items()}
+        entries = self._entries[:size]
+        capacity = self.capacity
         folder = Path(path)
-        folder.mkdir(parents=True, exist_ok=True)
-        manifest_path = folder / "manifest.json"
-        old = _read_manifest(folder) if manifest_path.exists() else None
-        generation = int(old["generation"]) + 1 if old else 0
-        seq = self._view("seq")
-        saved = self._saved
-        chunks, records, first_new = [], 0, 0
-        if (saved is not None and old is not None and saved["folder"] == str(folder.resolve())
-                and saved["generation"] == old["generation"]):
-            live = int(np.searchsorted(seq, saved["saved_seq"]))  # positions are in insertion (seq) order
-            if saved["records"] - live <= live:  # at most half the stored records are dropped entries
-                chunks, records, first_new = list(old["chunks"]), int(saved["records"]), live
-        if first_new < self._size:
-            chunk_name = f"entries-{generation}.pkl"
-            chunk = (seq[first_new:].tolist(), [_entry_record(e) for e in self._entries[first_new:]])
-            atomic_write(folder / chunk_name, lambda f: pickle.dump(chunk, f, protocol=pickle.HIGHEST_PROTOCOL))
-            chunks.append(chunk_name)
-            records += self._size - first_new
-        arrays_name = f"arrays-{generation}.npz"
-        arrays = {name: array[: self._size] for name, array in self._arrays.items()}
-        atomic_write(folder / arrays_name, lambda f: np.savez(f, **arrays))
-        manifest = {"format": FORMAT_VERSION, "generation": generation, "arrays": arrays_name, "chunks": chunks,
-                    "records": records, "size": self._size, "seq": self._seq, "capacity": self.capacity}
-        atomic_write(manifest_path, lambda f: f.write(json.dumps(manifest, indent=1).encode()))
-        keep = {arrays_name, "manifest.json", *chunks}
-        for file in folder.iterdir():  # earlier generations, and temp files of interrupted saves
-            if file.name not in keep and file.name.startswith(("arrays-", "entries-", ".tmp-")):
-                file.unlink(missing_ok=True)
-        self._saved = {"folder": str(folder.resolve()), "generation": generation, "records": records,
-                       "saved_seq": self._seq}
-        return folder
+
+        def write() -> Path:
+            self._saved = _write_folder(folder, arrays, entries, self._saved, next_seq, capacity)
+            return folder
+
+        return write
 
     @classmethod
     def load(cls, path: str | os.PathLike, priority: PriorityFunction = uniform_priority,
@@ -361,6 +348,40 @@ class ReplayBuffer:
         buffer._saved = {"folder": str(folder.resolve()), "generation": manifest["generation"],
                          "records": len(stored), "saved_seq": buffer._seq}
         return buffer
+
+
+def _write_folder(folder: Path, arrays: Mapping[str, np.ndarray], entries: Sequence[Entry],
+                  saved: Mapping[str, Any] | None, next_seq: int, capacity: int) -> dict[str, Any]:
+    """Write a captured buffer (:meth:`ReplayBuffer.saver`) to ``folder``; returns what a buffer needs to
+    know to save there again incrementally."""
+    folder.mkdir(parents=True, exist_ok=True)
+    manifest_path = folder / "manifest.json"
+    old = _read_manifest(folder) if manifest_path.exists() else None
+    generation = int(old["generation"]) + 1 if old else 0
+    seq = arrays["seq"]
+    size = len(entries)
+    chunks, records, first_new = [], 0, 0
+    if (saved is not None and old is not None and saved["folder"] == str(folder.resolve())
+            and saved["generation"] == old["generation"]):
+        live = int(np.searchsorted(seq, saved["saved_seq"]))  # positions are in insertion (seq) order
+        if saved["records"] - live <= live:  # at most half the stored records are dropped entries
+            chunks, records, first_new = list(old["chunks"]), int(saved["records"]), live
+    if first_new < size:
+        chunk_name = f"entries-{generation}.pkl"
+        chunk = (seq[first_new:].tolist(), [_entry_record(e) for e in entries[first_new:]])
+        atomic_write(folder / chunk_name, lambda f: pickle.dump(chunk, f, protocol=pickle.HIGHEST_PROTOCOL))
+        chunks.append(chunk_name)
+        records += size - first_new
+    arrays_name = f"arrays-{generation}.npz"
+    atomic_write(folder / arrays_name, lambda f: np.savez(f, **arrays))
+    manifest = {"format": FORMAT_VERSION, "generation": generation, "arrays": arrays_name, "chunks": chunks,
+                "records": records, "size": size, "seq": next_seq, "capacity": capacity}
+    atomic_write(manifest_path, lambda f: f.write(json.dumps(manifest, indent=1).encode()))
+    keep = {arrays_name, "manifest.json", *chunks}
+    for file in folder.iterdir():  # earlier generations, and temp files of interrupted saves
+        if file.name not in keep and file.name.startswith(("arrays-", "entries-", ".tmp-")):
+            file.unlink(missing_ok=True)
+    return {"folder": str(folder.resolve()), "generation": generation, "records": records, "saved_seq": next_seq}
 
 
 def _read_manifest(folder: Path) -> dict[str, Any]:

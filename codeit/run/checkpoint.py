@@ -20,7 +20,7 @@ import os
 import pickle
 import random
 import shutil
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -32,8 +32,8 @@ from codeit.files import atomic_write, fsync_dir, fsync_tree
 from codeit.run.buffer import ReplayBuffer
 from codeit.run.state import RunState
 
-__all__ = ["CHECKPOINT_DIR", "MANIFEST", "Checkpoint", "CheckpointError", "changed_keys", "find_checkpoint",
-           "load_checkpoint", "save_checkpoint"]
+__all__ = ["CHECKPOINT_DIR", "MANIFEST", "Checkpoint", "CheckpointError", "begin_checkpoint", "changed_keys",
+           "find_checkpoint", "load_checkpoint", "save_checkpoint"]
 
 CHECKPOINT_DIR = "checkpoints"
 MANIFEST = "MANIFEST.json"
@@ -131,24 +131,54 @@ def save_checkpoint(work_dir: str | os.PathLike, *, state: RunState, buffer: Rep
                     rng: np.random.Generator, seed: int, config: Mapping[str, Any], keep: int = 1) -> Path:
     """Write ``checkpoints/iter-NNNN`` (NNNN: the last iteration done) atomically; keep the newest
     ``keep`` checkpoints."""
+    return begin_checkpoint(work_dir, state=state, buffer=buffer, model=model, rng=rng, seed=seed, config=config,
+                            keep=keep)()
+
+
+def begin_checkpoint(work_dir: str | os.PathLike, *, state: RunState, buffer: ReplayBuffer, model: Any,
+                     rng: np.random.Generator, seed: int, config: Mapping[str, Any],
+                     keep: int = 1) -> Callable[[], Path]:
+    """:func:`save_checkpoint` in two steps.  This call captures the run as it is now: the state and
+    RNGs (pickled), the buffer (:meth:`ReplayBuffer.saver`) and the model (``Model.save`` into the
+    checkpoint's temporary folder), so the run may go on at once.  The function it returns writes the
+    rest (the buffer's files, ``state.pkl``, fsync, the hashes and ``MANIFEST.json``, the rename into
+    place, removing older checkpoints) and may run in another thread while the run changes; it returns
+    the checkpoint's folder.  Until it has finished, the previous checkpoint is the latest complete one
+    (a kill leaves no ``MANIFEST.json`` in the temporary folder).  Call the functions of one run in
+    order, one at a time."""
     folder = Path(work_dir) / CHECKPOINT_DIR
     folder.mkdir(parents=True, exist_ok=True)
     name = f"iter-{state.iteration - 1:04d}"
-    final = folder / name
     tmp = folder / f".tmp-{name}-{os.getpid()}"
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir()
-    done = sorted(p for p in folder.glob("iter-*") if (p / MANIFEST).is_file())
-    previous = _read_manifest(done[-1]) if done else None
     try:
-        live = buffer.save(folder / LIVE_BUFFER)  # incremental, atomic manifest
-        _link_tree(live, tmp / "buffer")
+        write_buffer = buffer.saver(folder / LIVE_BUFFER)  # incremental, atomic manifest
         if model is not None:
             model.save(str(tmp / "model"))
         state.rng = _capture_rngs(rng)
+        saved_state = pickle.dumps({"format": STATE_FORMAT, "state": state, "seed": seed, "config": dict(config)},
+                                   protocol=pickle.HIGHEST_PROTOCOL)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+    def write() -> Path:
+        return _finish_checkpoint(folder, name, tmp, write_buffer, saved_state, keep)
+
+    return write
+
+
+def _finish_checkpoint(folder: Path, name: str, tmp: Path, write_buffer: Callable[[], Path], saved_state: bytes,
+                       keep: int) -> Path:
+    final = folder / name
+    done = sorted(p for p in folder.glob("iter-*") if (p / MANIFEST).is_file())
+    previous = _read_manifest(done[-1]) if done else None
+    try:
+        live = write_buffer()
+        _link_tree(live, tmp / "buffer")
         with open(tmp / "state.pkl", "wb") as f:
-            pickle.dump({"format": STATE_FORMAT, "state": state, "seed": seed, "config": dict(config)}, f,
-                        protocol=pickle.HIGHEST_PROTOCOL)
+            f.write(saved_state)
         fsync_tree(tmp)
         atomic_write(tmp / MANIFEST, json.dumps(_manifest(tmp, previous), indent=1))
         if final.exists():

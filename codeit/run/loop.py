@@ -60,7 +60,7 @@ from codeit.hookspecs import Proposals
 from codeit.plugins import UnknownComponentError, get_plugin_manager, selected_names
 from codeit.progress import progress_bar
 from codeit.run.buffer import POLICY_SOURCE, Entry, ReplayBuffer
-from codeit.run.checkpoint import changed_keys, load_checkpoint, save_checkpoint
+from codeit.run.checkpoint import begin_checkpoint, changed_keys, load_checkpoint, save_checkpoint
 from codeit.run.data import RunData, load_run_data
 from codeit.run.priority import HookPriority, make_buffer
 from codeit.run.state import IterationResults, ProgramRecord, RunState, is_timing_metric
@@ -105,6 +105,7 @@ class CodeItLoop:
         self.resumed_from: Path | None = None
         self.resumed_iterations = 0
         self._parents: list[Task] | None = None
+        self._writing: _CheckpointWrite | None = None
         model = self.config["plugins"].get("model")
         self.model_name = None if model in (None, "", "none", False) else str(model)
         self.samplers = selected_names(self.config, "sampler")
@@ -143,6 +144,12 @@ class CodeItLoop:
             try:
                 while self.state.iteration < int(self.config["n_iterations"]):
                     metrics = self.iteration(self.state.iteration)
+                self.wait_for_checkpoint()
+            except BaseException:
+                if self._writing is not None:  # let the last checkpoint be written, then fail as the run did
+                    self._writing.thread.join()
+                    self._writing = None
+                raise
             finally:
                 self.executor = None
                 metrics = metrics or (self.state.history[-1] if self.state.history else {})
@@ -234,8 +241,15 @@ class CodeItLoop:
         every = int(self.config["checkpoint"].get("every") or 0)
         if every > 0 and ((i + 1) % every == 0 or i + 1 == int(self.config["n_iterations"])):
             t0 = time.perf_counter()
-            self.save_checkpoint()
-            m["checkpoint_seconds"] = time.perf_counter() - t0
+            self.wait_for_checkpoint()
+            write = begin_checkpoint(self.work_dir, state=self.state, buffer=self.buffer, model=self.model,
+                                     rng=self.rng, seed=self.seed, config=self.config,
+                                     keep=int(self.config["checkpoint"].get("keep") or 1))
+            if self.config["checkpoint"].get("background", True):
+                self._writing = _CheckpointWrite(i, write)
+            else:
+                write()
+            m["checkpoint_seconds"] = time.perf_counter() - t0  # what the run waited for
             self.pm.hook.codeit_metrics(iteration=i, metrics={"checkpoint_seconds": m["checkpoint_seconds"]},
                                         config=self.config)
         self.log(self._summary(i, m))
@@ -457,8 +471,23 @@ class CodeItLoop:
             self.state.history[iteration].update(values)
         self.pm.hook.codeit_metrics(iteration=iteration, metrics=values, config=self.config)
 
+    def wait_for_checkpoint(self) -> None:
+        """Wait until the checkpoint being written in the background (``checkpoint.background``) is
+        complete; raise its error if writing failed; report its ``checkpoint_write_seconds`` (to
+        ``codeit_metrics``, as ``checkpoint_seconds``: not in the history a checkpoint holds)."""
+        writing, self._writing = self._writing, None
+        if writing is None:
+            return
+        writing.thread.join()
+        if writing.error is not None:
+            raise writing.error
+        self.pm.hook.codeit_metrics(iteration=writing.iteration, metrics={"checkpoint_write_seconds": writing.seconds},
+                                    config=self.config)
+
     def save_checkpoint(self) -> Path:
-        """Write ``checkpoints/iter-NNNN`` for the iterations done so far (:mod:`codeit.run.checkpoint`)."""
+        """Write ``checkpoints/iter-NNNN`` for the iterations done so far (:mod:`codeit.run.checkpoint`),
+        after any checkpoint still being written in the background."""
+        self.wait_for_checkpoint()
         return save_checkpoint(self.work_dir, state=self.state, buffer=self.buffer, model=self.model,
                                rng=self.rng, seed=self.seed, config=self.config,
                                keep=int(self.config["checkpoint"].get("keep") or 1))
@@ -478,6 +507,27 @@ class CodeItLoop:
                  f"{len(self.state.solutions)} tasks solved, buffer {len(self.buffer)}")
         for i, metrics in enumerate(self.state.history):  # the record of the resumed run is complete
             self.pm.hook.codeit_metrics(iteration=i, metrics=metrics, config=self.config)
+
+
+class _CheckpointWrite:
+    """A checkpoint of iteration ``iteration`` written by ``write`` in a background thread: the next
+    meta-iteration (its training on the GPU) starts while the files are written, hashed and flushed."""
+
+    def __init__(self, iteration: int, write: Callable[[], Path]) -> None:
+        self.iteration = iteration
+        self.write = write
+        self.error: BaseException | None = None
+        self.seconds = 0.0
+        self.thread = threading.Thread(target=self._run, name="codeit-checkpoint", daemon=False)
+        self.thread.start()
+
+    def _run(self) -> None:
+        t0 = time.perf_counter()
+        try:
+            self.write()
+        except BaseException as err:  # noqa: BLE001 - raised again in the run's thread
+            self.error = err
+        self.seconds = time.perf_counter() - t0
 
 
 class _Executions:
