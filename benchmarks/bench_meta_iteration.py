@@ -74,7 +74,7 @@ from codeit.plugins import get_plugin_manager
 from codeit.run.buffer import POLICY_SOURCE, Entry
 from codeit.run.checkpoint import find_checkpoint
 from codeit.run.loop import CodeItLoop
-from codeit.tasks import Example, Task
+from codeit.tasks import Task
 
 #: targets of issue 14 (2 cores)
 TARGET_INIT_S = 180.0
@@ -92,7 +92,8 @@ INTEGERS = ("ZERO", "ONE", "TWO", "THREE", "FOUR", "FIVE", "SIX", "SEVEN", "EIGH
 
 
 def load() -> str:
-    return "load average %.2f %.2f %.2f" % os.getloadavg()
+    one, five, fifteen = os.getloadavg()
+    return f"load average {one:.2f} {five:.2f} {fifteen:.2f}"
 
 
 def peak_rss_gb() -> tuple[float, float]:
@@ -308,7 +309,8 @@ def _folder_mb(path: Path) -> float:
 
 
 def print_stage(result: Mapping[str, Any]) -> None:
-    la = "load average %.2f %.2f %.2f -> %.2f %.2f %.2f" % (*result["load_before"], *result["load_after"])
+    la = ("load average " + " ".join(f"{x:.2f}" for x in result["load_before"]) + " -> "
+          + " ".join(f"{x:.2f}" for x in result["load_after"]))
     its = result["iterations"]
     name = "base run" if result["stage"] == "base" else f"buffer grown to {int(result['stage']):,} entries"
     print(f"\n== {name}  ({la}; 2 cores shared: figures are wall-clock seconds)")

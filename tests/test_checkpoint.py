@@ -12,6 +12,7 @@ import textwrap
 from pathlib import Path
 
 import numpy as np
+
 from codeit.plugins import get_plugin_manager
 from codeit.run.buffer import Entry, ReplayBuffer
 from codeit.run.checkpoint import begin_checkpoint, find_checkpoint, load_checkpoint, verify_checkpoint
