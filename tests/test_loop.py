@@ -424,3 +424,47 @@ def test_a_damaged_checkpoint_is_refused_naming_the_file(data, tmp_path, target,
     resumed = make_loop(config(n_iterations=2), data, tmp_path, "resumed", resume_from=tmp_path / "run")
     with pytest.raises(CheckpointError, match=f"damaged: {re.escape(name)}"):
         resumed.run()
+
+
+class PolicyOracle(Oracle):
+    """The oracle under the policy sampler's name: fixed programs counted as the policy's."""
+
+    def codeit_sample_programs(self, name, tasks, iteration):
+        return super().codeit_sample_programs("oracle", tasks, iteration) if name == "policy" else None
+
+
+def test_continuous_measures_of_the_policy_progress(data, tmp_path):
+    """policy_best_demo_accuracy / policy_best_similarity: means over every search task of the best
+    demonstration accuracy / output similarity of the policy's programs, this iteration (_now) and so far."""
+    from codeit.scoring import accuracy, mean_similarity
+
+    solve_at = {"s-rot270": 1}
+    cfg = config(n_iterations=2, plugins={"model": None, "sampler": ["policy"], "disable": ["policy_sampler"]})
+    pm = get_plugin_manager(merge_config(cfg, {"plugins": {"disable": ["depth1", "policy_sampler"]}}),
+                            plugins=[("oracle", PolicyOracle(solve_at)), ("swap", Swap())])
+    loop = CodeItLoop(cfg, pm, work_dir=tmp_path / "run", data=data, log=lambda text: None)
+    loop.run()
+    m0, m1 = loop.state.history
+
+    def best(task, programs):
+        demo = [run_program(p, [e.input for e in task.train]).outputs for p in programs]
+        return (max(accuracy(o, task.train) for o in demo), max(mean_similarity(o, task.train) for o in demo))
+
+    n = len(data.search)
+    expected = {0: {}, 1: {}}
+    for i in (0, 1):
+        for task in data.search:
+            programs = ["O = vmirror(I)"] + ([SEARCH_PROGRAMS[task.key]] if i >= solve_at.get(task.key, 9) else [])
+            expected[i][task.key] = best(task, programs)
+    for i, m in ((0, m0), (1, m1)):
+        assert m["policy_best_demo_accuracy_now"] == pytest.approx(sum(a for a, _ in expected[i].values()) / n)
+        assert m["policy_best_similarity_now"] == pytest.approx(sum(s for _, s in expected[i].values()) / n)
+    # so far: the best of both iterations (iteration 1 adds s-rot270's own program)
+    so_far = {k: tuple(max(x) for x in zip(expected[0][k], expected[1][k])) for k in expected[0]}
+    assert m1["policy_best_similarity"] == pytest.approx(sum(s for _, s in so_far.values()) / n)
+    assert m1["policy_best_demo_accuracy"] == pytest.approx(sum(a for a, _ in so_far.values()) / n)
+    assert m1["policy_best_demo_accuracy"] > m0["policy_best_demo_accuracy"]
+    assert 0 < m0["policy_best_similarity"] <= m1["policy_best_similarity"] <= 1
+    assert loop.state.policy_best["s-rot270"] == (1.0, 1.0)
+    csv_header = (tmp_path / "run" / "outputs" / "performance.csv").read_text().splitlines()[0].split(",")
+    assert {"policy_best_demo_accuracy_now", "policy_best_similarity", "policy_best_similarity_now"} <= set(csv_header)

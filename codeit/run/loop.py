@@ -63,7 +63,7 @@ from codeit.run.checkpoint import changed_keys, load_checkpoint, save_checkpoint
 from codeit.run.data import RunData, load_run_data
 from codeit.run.priority import HookPriority, make_buffer
 from codeit.run.state import IterationResults, ProgramRecord, RunState, is_timing_metric
-from codeit.scoring import TOP_K, Candidate, is_solved, rank
+from codeit.scoring import TOP_K, Candidate, is_solved, mean_similarity, rank
 from codeit.tasks import Task
 
 __all__ = ["CodeItLoop"]
@@ -198,11 +198,15 @@ class CodeItLoop:
         t0 = time.perf_counter()
         entries: list[Entry] = []
         outcome = IterationResults(i)
+        best_now: dict[str, tuple[float, float]] = {}  # task -> best (accuracy, similarity) of the policy's programs
         for (task, program, source), result in zip(items, results):
             outputs = self._valid(result.outputs)
             demo, test = outputs[:len(task.train)], outputs[len(task.train):]
             entries.extend(self._relabel(self.relabelers, task, program, demo, source, i))
             candidate = Candidate.from_outputs(program, demo, test, task.train, task.test)
+            if source == POLICY_SOURCE:
+                acc, sim = best_now.get(task.key, (0.0, 0.0))
+                best_now[task.key] = (max(acc, candidate.demo_accuracy), max(sim, mean_similarity(demo, task.train)))
             if any(o is not None and o == ex.output for o, ex in zip(demo, task.train)):
                 outcome.found.setdefault(task.key, {})[program] = candidate
                 self.state.add_candidate(task.key, program, candidate, source)
@@ -220,6 +224,7 @@ class CodeItLoop:
 
         # 7: score with the top-3 rule
         m.update(self._score(i, outcome))
+        m.update(self._policy_progress(best_now))
         m["buffer_size"] = len(buffer)
         m["buffer_policy"] = buffer.count("policy")
         m["buffer_initial"] = buffer.count("initial")
@@ -415,6 +420,18 @@ class CodeItLoop:
                 "tasks_with_candidates": len(state.candidates),
                 "policy_best_demo_accuracy": best_policy / n}
 
+    def _policy_progress(self, best_now: Mapping[str, tuple[float, float]]) -> dict[str, float]:
+        """Continuous measures of the policy's progress, means over every search task (a task without an
+        executable policy program counts 0): the best demonstration accuracy (share of demonstrations
+        reproduced exactly) and the best output similarity (:func:`codeit.scoring.mean_similarity`:
+        equal cells over the larger grid's area) of the policy's programs, in this meta-iteration
+        (``_now``) and so far.  ``policy_best_demo_accuracy`` (so far) comes from :meth:`_score`."""
+        n = max(1, len(self.search_tasks))
+        best = self.state.update_policy_best(dict(best_now))
+        return {"policy_best_demo_accuracy_now": sum(a for a, _ in best_now.values()) / n,
+                "policy_best_similarity_now": sum(s for _, s in best_now.values()) / n,
+                "policy_best_similarity": sum(s for _, s in best.values()) / n}
+
     def _announce(self, i: int, key: str, best: Candidate) -> None:
         source = self.state.sources[key][best.program]
         self.state.solutions[key] = {"program": best.program, "iteration": i, "source": source,
@@ -427,7 +444,9 @@ class CodeItLoop:
         n = len(self.search_tasks)
         loss = f", loss {m['train_loss']:.3f}" if "train_loss" in m else ""
         return (f"iteration {i + 1}/{self.config['n_iterations']}: solved {m['solved']:g}/{n} this iteration, "
-                f"{m['solved_cumulative']:g} cumulative, {m['solved_policy_only']:g} policy only; "
+                f"{m['solved_cumulative']:g} cumulative, {m['solved_policy_only']:g} policy only "
+                f"(best demo accuracy {m['policy_best_demo_accuracy_now']:.3f} now, {m['policy_best_demo_accuracy']:.3f} "
+                f"so far); "
                 f"{m['programs_distinct']:g} programs ({m['programs_valid']:g} valid), +{m['new_entries']:g} "
                 f"entries, buffer {m['buffer_size']:g}{loss}; {m['iteration_seconds']:.1f} s")
 
