@@ -34,7 +34,8 @@ PAPER_CONFIG: dict[str, Any] = {
     "init": {"mutated": 19_200, "samplers": ["random"], "relabel": ["hindsight"]},
     "random_programs": {"per_task": 4, "length": [1, 6], "attempts": 20, "tries": 30},
     "mutation_chunk_ratio": 0.0,       # A1: 0.5 -> mutation_chunk = 9,600 fresh mutated tasks per iteration
-    "train": {"policy_samples": 90_000, "initial_samples": 10_000},
+    "train": {"policy_samples": 90_000, "initial_samples": 10_000,
+              "warmup_epochs": 0},         # epochs over the initial buffer before iteration 0 (0: the paper)
     "buffer": {"capacity": 10_000_000, "epsilon": 1e-3},
     "policy": {  # the fields of codeit.policy.PolicyConfig (docs/policy.md)
         "model": "Salesforce/codet5p-220m",  # CodeT5+ 220M, the paper's default

@@ -100,7 +100,7 @@ def test_default_config_carries_the_paper_values(ex):
     cfg = run.config
     assert cfg["n_iterations"] == 100
     assert cfg["init"]["mutated"] == 19_200 and cfg["mutation_chunk"] == 0
-    assert cfg["train"] == {"policy_samples": 90_000, "initial_samples": 10_000}
+    assert cfg["train"] == {"policy_samples": 90_000, "initial_samples": 10_000, "warmup_epochs": 0}
     assert cfg["buffer"]["capacity"] == 10_000_000
     policy = cfg["policy"]
     assert policy["model"] == "Salesforce/codet5p-220m" and not policy["random_weights"]

@@ -468,3 +468,16 @@ def test_continuous_measures_of_the_policy_progress(data, tmp_path):
     assert loop.state.policy_best["s-rot270"] == (1.0, 1.0)
     csv_header = (tmp_path / "run" / "outputs" / "performance.csv").read_text().splitlines()[0].split(",")
     assert {"policy_best_demo_accuracy_now", "policy_best_similarity", "policy_best_similarity_now"} <= set(csv_header)
+
+
+def test_warmup_epochs_train_on_the_initial_part_before_iteration_0(data, tmp_path):
+    loop = make_loop(config(n_iterations=1, train={"warmup_epochs": 2}), data, tmp_path)
+    loop.run()
+    init = loop.state.init_metrics
+    assert init["init_warmup_examples"] == 2 * init["init_buffer_size"] == 2 * (6 + 6)  # before any sampling
+    assert np.isfinite(init["init_warmup_loss"]) and init["init_warmup_seconds"] > 0
+    plain = make_loop(config(n_iterations=1), data, tmp_path, "plain")
+    plain.run()
+    assert "init_warmup_examples" not in plain.state.init_metrics
+    # the warmed-up model starts meta-iteration 0 with a lower loss on the same buffer samples
+    assert loop.state.history[0]["train_loss"] < plain.state.history[0]["train_loss"]

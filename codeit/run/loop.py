@@ -273,10 +273,26 @@ class CodeItLoop:
         # mutated tasks
         counts["init_mutated"] = self._add_mutated(int(self.config["init"].get("mutated") or 0), 0)
         counts["init_buffer_size"] = len(self.buffer)
+        counts.update(self._warmup())
         counts["init_seconds"] = time.perf_counter() - t0
         self.state.init_metrics = counts
         self.log("initial buffer: " + ", ".join(f"{k[5:]} {v:g}" if not is_timing_metric(k) else f"{v:.1f} s"
                                                  for k, v in counts.items()))
+
+    def _warmup(self) -> dict[str, float]:
+        """``train.warmup_epochs`` epochs of the model over the whole initial part of the buffer before
+        the first meta-iteration: a randomly initialised model's stand-in for pretraining (0: none, the
+        paper, whose model is pretrained)."""
+        epochs = int(self.config["train"].get("warmup_epochs") or 0)
+        if self.model is None or epochs <= 0:
+            return {}
+        t0 = time.perf_counter()
+        examples = [(self.model.encode_task(e.task), e.program) for e in self.buffer.entries("initial")]
+        loss = float("nan")
+        for _ in range(epochs):  # the model shuffles each epoch
+            loss = float((self.model.train(examples, self.config) or {}).get("train_loss", loss))
+        return {"init_warmup_examples": float(len(examples) * epochs), "init_warmup_loss": loss,
+                "init_warmup_seconds": time.perf_counter() - t0}
 
     def mutation_parents(self) -> list[Task]:
         """The programs that are mutated: the training tasks' programs, and the tasks the
