@@ -77,7 +77,8 @@ PAPER_CONFIG: dict[str, Any] = {
                   "workers": None, "max_cells": 1000, "chunk_size": 32,
                   "overlap": "auto"},  # run sampled programs while the network samples (auto: spare CPUs)
     "plugins": {"modules": [], "disable": [], "model": "t5", "sampler": ["policy"], "relabel": ["hindsight"],
-                "priority": ["performance"]},
+                "priority": ["performance"],
+                "relabel_skip_identity": False},  # True: no buffer entry for a program that is the identity
     "checkpoint": {"every": 1, "keep": 1},
     "artifacts": {"programs": True, "solutions": True},
     "resume_from": None,               # a run folder, a checkpoint, or a run id under the file record's root

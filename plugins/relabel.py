@@ -8,6 +8,13 @@ buffer (sampling and filtering).
 Either way the entry records the program's demonstration accuracy on the original task, its
 length in tokens and how close its outputs came to the targets (:func:`codeit.scoring.similarity`).
 The new task's key is ``"<parent key>/<first 12 hex digits of the program's SHA-1>"``.
+
+``config["plugins"]["relabel_skip_identity"]`` (default false, the paper): no entry for a program whose
+every valid output equals its input -- the relabelled task would be the identity, which says nothing
+about the program (``replace(I, SEVEN, ONE)`` on grids without 7s, ``switch(I, ONE, ONE)``, ...); the
+mutator drops such variants for the same reason.  Left in, they pile up: a small policy writes them
+for every search task, they are always valid, and they teach it that an output like its input calls
+for them.
 """
 
 from __future__ import annotations
@@ -18,6 +25,7 @@ from typing import Any
 
 from codeit.encoding import estimate_tokens
 from codeit.hookspecs import hookimpl
+from codeit.plugins import plugins_config
 from codeit.run.buffer import Entry
 from codeit.scoring import accuracy, mean_similarity
 from codeit.tasks import Example, Grid, Task, is_grid
@@ -28,13 +36,14 @@ def relabelled_key(parent_key: str, program: str) -> str:
 
 
 def hindsight(task: Task, program: str, outputs: Sequence[Grid | None], source: str,
-              iteration: int) -> list[Entry]:
-    """One entry for the task the program's valid outputs define, or none if it has none."""
+              iteration: int, skip_identity: bool = False) -> list[Entry]:
+    """One entry for the task the program's valid outputs define, or none if it has none (or, with
+    ``skip_identity``, if every valid output equals its input)."""
     if len(outputs) != len(task.train):
         raise ValueError(f"task {task.key}: {len(outputs)} outputs for {len(task.train)} demonstrations")
     outputs = [o if is_grid(o) else None for o in outputs]
     examples = tuple(Example(ex.input, out) for ex, out in zip(task.train, outputs) if out is not None)
-    if not examples:
+    if not examples or (skip_identity and all(ex.output == ex.input for ex in examples)):
         return []
     new_task = Task(relabelled_key(task.key, program), examples, (), program)
     return [Entry(new_task, program, task.key, source, accuracy(outputs, task.train), estimate_tokens(program),
@@ -42,9 +51,9 @@ def hindsight(task: Task, program: str, outputs: Sequence[Grid | None], source: 
 
 
 def filter_solving(task: Task, program: str, outputs: Sequence[Grid | None], source: str,
-                   iteration: int) -> list[Entry]:
+                   iteration: int, skip_identity: bool = False) -> list[Entry]:
     """The hindsight entry, kept only if the program solves every demonstration."""
-    entries = hindsight(task, program, outputs, source, iteration)
+    entries = hindsight(task, program, outputs, source, iteration, skip_identity)
     return [e for e in entries if e.accuracy == 1.0]
 
 
@@ -55,4 +64,7 @@ RELABELERS = {"hindsight": hindsight, "filter": filter_solving}
 def codeit_relabel(name: str, task: Task, program: str, outputs: Sequence[Grid | None], source: str,
                    iteration: int, config: Mapping[str, Any]) -> list[Entry] | None:
     relabeler = RELABELERS.get(name)
-    return None if relabeler is None else relabeler(task, program, outputs, source, iteration)
+    if relabeler is None:
+        return None
+    skip_identity = bool(plugins_config(config).get("relabel_skip_identity", False))
+    return relabeler(task, program, outputs, source, iteration, skip_identity)

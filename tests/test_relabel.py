@@ -72,3 +72,19 @@ def test_relabelled_entries_fill_the_buffer_once(pm, task):
             buffer.add_many(relabel(pm, "hindsight", task, program, outputs))
     assert len(buffer) == 2  # same program for the same parent: stored once
     assert sorted(buffer.priorities.round(4).tolist()) == [0.3343, 0.3343]
+
+
+def test_skip_identity_drops_programs_whose_outputs_are_their_inputs(pm, task):
+    """``plugins.relabel_skip_identity``: a program that returns its input wherever it has a valid output
+    defines the identity task and gets no entry (default: kept, the paper's behaviour)."""
+    identity = [A, None, C]  # the inputs (one failed): every valid output is its input
+    on = {"plugins": {"relabel_skip_identity": True}}
+    for name in ("hindsight", "filter"):
+        assert pm.hook.codeit_relabel(name=name, task=task, program="O = f(I)", outputs=identity, source="policy",
+                                      iteration=0, config=on) == []
+    [kept] = relabel(pm, "hindsight", task, "O = f(I)", identity)
+    assert kept.accuracy == pytest.approx(1 / 3)  # C -> C is the third demonstration's answer
+    # one output that differs from its input is enough to keep the entry
+    [entry] = pm.hook.codeit_relabel(name="hindsight", task=task, program="O = f(I)", outputs=[B, None, C],
+                                     source="policy", iteration=0, config=on)
+    assert [(e.input, e.output) for e in entry.task.train] == [(A, B), (C, C)]
