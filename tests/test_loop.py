@@ -481,3 +481,35 @@ def test_warmup_epochs_train_on_the_initial_part_before_iteration_0(data, tmp_pa
     assert "init_warmup_examples" not in plain.state.init_metrics
     # the warmed-up model starts meta-iteration 0 with a lower loss on the same buffer samples
     assert loop.state.history[0]["train_loss"] < plain.state.history[0]["train_loss"]
+
+
+def test_exclude_known_programs_leaves_out_search_tasks_the_initial_buffer_solves(tmp_path):
+    """data.exclude_known_programs: a held-out task whose known program is a training program or one
+    of the initial buffer's mutated programs is left out (recalled, not searched), also after a resume."""
+    train = [make_task(k, p, i, True) for i, (k, p) in enumerate(TRAIN_PROGRAMS.items())]
+    search = [make_task(k, p, 100 + i, True) for i, (k, p) in enumerate(SEARCH_PROGRAMS.items())]
+    data = RunData(train, search, "test tasks with known programs")
+    cfg = config(n_iterations=1, data={"exclude_known_programs": True},
+                 plugins={"model": None, "sampler": ["oracle"]})
+    loop = make_loop(cfg, data, tmp_path, solve_at={})
+    loop.run()
+    held = {e.program for e in loop.buffer if e.source in ("initial", "mutated")} | set(TRAIN_PROGRAMS.values())
+    expected = sorted(k for k, p in SEARCH_PROGRAMS.items() if p in held)
+    assert "s-vmirror" in expected  # the program of t-vmirror
+    assert "s-vconcat" not in expected and "s-unsolved" not in expected  # no swap of a mirror makes these
+    assert sorted(loop.state.excluded_search) == expected
+    assert [t.key for t in loop.search_tasks] == [k for k in SEARCH_PROGRAMS if k not in expected]
+    init = loop.state.init_metrics
+    assert (init["init_search_excluded"], init["init_search_tasks"]) == (len(expected), 5 - len(expected))
+    assert "s-vmirror" not in loop.state.candidates  # never sampled for
+
+    more = make_loop(config(n_iterations=2, data={"exclude_known_programs": True},
+                            plugins={"model": None, "sampler": ["oracle"]}),
+                     data, tmp_path, "more", solve_at={}, resume_from=tmp_path / "run")
+    more.run()
+    assert [t.key for t in more.search_tasks] == [t.key for t in loop.search_tasks]
+
+    plain = make_loop(config(n_iterations=1, plugins={"model": None, "sampler": ["oracle"]}), data, tmp_path,
+                      "plain", solve_at={})
+    plain.run()
+    assert len(plain.search_tasks) == 5 and "init_search_excluded" not in plain.state.init_metrics

@@ -37,6 +37,7 @@ without time-limit hits, a run resumed from a checkpoint gives the same solution
 from __future__ import annotations
 
 import dataclasses
+import functools
 import os
 import queue
 import random
@@ -57,6 +58,7 @@ from codeit.execution.workers import available_cpus
 from codeit.files import atomic_write
 from codeit.hookspecs import Proposals
 from codeit.plugins import UnknownComponentError, get_plugin_manager, selected_names
+from codeit.program import ProgramError, parse
 from codeit.progress import progress_bar
 from codeit.run.buffer import POLICY_SOURCE, Entry, ReplayBuffer
 from codeit.run.checkpoint import changed_keys, load_checkpoint, save_checkpoint
@@ -136,6 +138,7 @@ class CodeItLoop:
             self.executor = pool
             if self.resume_from is not None:
                 self._resume(self.resume_from)
+                self._leave_out(getattr(self.state, "excluded_search", []))
             else:
                 self._initialise()
             self.pm.hook.codeit_run_start(config=self.config, buffer=self.buffer, tasks=self.search_tasks,
@@ -273,11 +276,35 @@ class CodeItLoop:
         # mutated tasks
         counts["init_mutated"] = self._add_mutated(int(self.config["init"].get("mutated") or 0), 0)
         counts["init_buffer_size"] = len(self.buffer)
+        counts.update(self._exclude_known_programs())
         counts.update(self._warmup())
         counts["init_seconds"] = time.perf_counter() - t0
         self.state.init_metrics = counts
         self.log("initial buffer: " + ", ".join(f"{k[5:]} {v:g}" if not is_timing_metric(k) else f"{v:.1f} s"
                                                  for k, v in counts.items()))
+
+    def _exclude_known_programs(self) -> dict[str, float]:
+        """``data.exclude_known_programs``: leave out the search tasks whose known program (held-out
+        training tasks have one) is held by an entry of the initial buffer or is a mutation parent,
+        both normalised (:meth:`codeit.program.Program.normalise`) -- such a task is solved by recalling
+        a program the model was trained on, not by search.  The keys are kept in the run state (a
+        resumed run leaves out the same tasks)."""
+        if not self.config["data"].get("exclude_known_programs"):
+            return {}
+        known = {_normalised(e.program) for e in self.buffer}
+        known.update(_normalised(t.program) for t in self.mutation_parents())
+        known.discard(None)
+        excluded = [t.key for t in self.search_tasks if t.program and _normalised(t.program) in known]
+        self.state.excluded_search = excluded
+        self._leave_out(excluded)
+        return {"init_search_excluded": len(excluded), "init_search_tasks": len(self.search_tasks)}
+
+    def _leave_out(self, keys: Sequence[str]) -> None:
+        if keys:
+            gone = set(keys)
+            self.data = dataclasses.replace(self.data, search=[t for t in self.data.search if t.key not in gone])
+            self.log(f"search: {len(gone)} task(s) left out, their known program is in the initial buffer "
+                     f"({', '.join(sorted(gone))}); {len(self.data.search)} search tasks")
 
     def _warmup(self) -> dict[str, float]:
         """``train.warmup_epochs`` epochs of the model over the whole initial part of the buffer before
@@ -570,6 +597,15 @@ class _Executions:
         elif missing:
             self._execute(missing)
         return [self.done[key] for key in keys]
+
+
+@functools.lru_cache(maxsize=65536)
+def _normalised(program: str | None) -> str | None:
+    """The normalised bare-lines text of ``program`` (None if it does not parse)."""
+    try:
+        return parse(program).normalise().text if program else None
+    except ProgramError:
+        return None
 
 
 def _count(n: int, noun: str) -> str:

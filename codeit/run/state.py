@@ -37,6 +37,8 @@ class RunState:
     programs_total: int = 0
     init_metrics: dict[str, float] = field(default_factory=dict)
     rng: dict[str, Any] = field(default_factory=dict)
+    #: search tasks left out of the run (data.exclude_known_programs): their known program was in the initial buffer
+    excluded_search: list[str] = field(default_factory=list)
     #: search task key -> the best (demonstration accuracy, output similarity) of the policy's programs so far
     policy_best: dict[str, tuple[float, float]] = field(default_factory=dict)
 
