@@ -80,7 +80,8 @@ PAPER_CONFIG: dict[str, Any] = {
                   "overlap": "auto"},  # run sampled programs while the network samples (auto: spare CPUs)
     "plugins": {"modules": [], "disable": [], "model": "t5", "sampler": ["policy"], "relabel": ["hindsight"],
                 "priority": ["performance"],
-                "relabel_skip_identity": False},  # True: no buffer entry for a program that is the identity
+                "relabel_skip_identity": False,  # True: no buffer entry for a program that is the identity
+                "relabel_normalise": False},     # True: buffer entries hold the program without dead lines
     "checkpoint": {"every": 1, "keep": 1},
     "artifacts": {"programs": True, "solutions": True},
     "resume_from": None,               # a run folder, a checkpoint, or a run id under the file record's root
