@@ -164,14 +164,14 @@ def test_laptop_composes_with_every_ablation(ex, ablation):
     for key in ("seed",):
         both.pop(key, None), expected.pop(key, None)
     assert both == {k: v for k, v in expected.items() if k in both}
-    assert both["data"]["max_program_tokens"] == 64 and both["policy"]["n_samples"] == 64
+    assert both["data"]["max_program_tokens"] == 64 and both["policy"]["n_samples"] == 128
     assert both["train"]["warmup_epochs"] == 3
 
 
 def test_laptop_control_is_the_laptop_without_relabelling(ex):
     cfg = ex.run("print_config", named_configs=["laptop", "control"], options=SYS_CAPTURE).config
     assert cfg["plugins"]["relabel"] == [] and cfg["plugins"]["sampler"] == ["policy"]
-    assert cfg["policy"]["n_samples"] == 64 and cfg["n_iterations"] == 25  # the same sampled-program count
+    assert cfg["policy"]["n_samples"] == 128 and cfg["n_iterations"] == 20  # the same sampled-program count
     assert cfg["mutation_chunk_ratio"] == 0.0  # unlike A1: no fresh mutated tasks
 
 
