@@ -194,7 +194,7 @@ def test_saving_again_writes_only_new_entries_and_survives_reductions(pm, tmp_pa
 
 def _copy(grid):
     """An equal grid that shares no object with ``grid``."""
-    return tuple(tuple(list(row)) for row in grid)
+    return tuple(tuple(c for c in row) for row in grid)  # tuple(row) would be row
 
 
 def _grids(buffer):
@@ -202,8 +202,8 @@ def _grids(buffer):
 
 
 def test_grids_are_interned_on_add_and_after_a_save_and_load(pm, tmp_path, monkeypatch):
-    import plugins.relabel as relabel
     from codeit.run import buffer as buffer_module
+    from plugins import relabel
 
     search = Task("search", (Example(((1, 2, 3), (4, 5, 6)), ((7, 7, 7), (0, 0, 0))),
                              Example(((0, 1, 0), (1, 0, 1)), ((9, 9, 9), (8, 8, 8)))))

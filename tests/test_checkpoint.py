@@ -122,7 +122,7 @@ def test_shared_grids_stay_shared_through_checkpoints(tmp_path):
     search = Task("search", (Example(((1, 2), (3, 4)), ((5, 6), (7, 8))), Example(((0, 0),), ((9, 9),))))
 
     def relabelled(i):  # inputs: the search task's grids; outputs: equal copies, or one cell changed
-        out = tuple(tuple(list(row)) for row in search.train[0].output) if i % 2 else ((5, 6), (7, i % 10))
+        out = tuple(tuple(c for c in row) for row in search.train[0].output) if i % 2 else ((5, 6), (7, i % 10))
         examples = (Example(search.train[0].input, out), Example(search.train[1].input, ((9, 9),)))
         return Entry(Task(f"search/{i}", examples, (), f"O = p{i}(I)"), f"O = p{i}(I)", "search", "policy",
                      0.5, 3, 0, 0.5)
