@@ -166,20 +166,21 @@ def truncate_tokens(text: str, max_tokens: int, count: Callable[[str], int] = es
 
 
 def encode_examples(inputs: Sequence[Grid], outputs: Sequence[Grid], *, max_tokens: int = MAX_SIDE_TOKENS,
-                    tokenizer: Any = None) -> str:
+                    tokenizer: Any = None, grid_text: Callable[[Grid], str] = encode_grid) -> str:
     """``inputs`` and ``outputs`` as model input text: ``"<inputs>\\n<outputs>"``.
 
     Each side is capped at ``max_tokens``: the largest number of leading examples whose inputs and
     outputs both fit is kept; if not even one example fits, the first example's sides are cut at
-    the last grid token boundary that fits (the cut grids then do not decode).
+    the last grid token boundary that fits (the cut grids then do not decode).  ``grid_text`` is
+    :func:`encode_grid` or a function returning the same text (e.g. from a cache).
     """
     if len(inputs) != len(outputs):
         raise ValueError(f"{len(inputs)} inputs but {len(outputs)} outputs")
     if not inputs:
         raise ValueError("no examples to encode")
     count = token_counter(tokenizer)
-    in_texts = [encode_grid(g) for g in inputs]
-    out_texts = [encode_grid(g) for g in outputs]
+    in_texts = [grid_text(g) for g in inputs]
+    out_texts = [grid_text(g) for g in outputs]
     n = len(in_texts)
     while n > 1:
         left, right = GRID_SEPARATOR.join(in_texts[:n]), GRID_SEPARATOR.join(out_texts[:n])
@@ -192,12 +193,12 @@ def encode_examples(inputs: Sequence[Grid], outputs: Sequence[Grid], *, max_toke
 
 
 def encode_task(task: Task, *, n_examples: int | None = None, max_tokens: int = MAX_SIDE_TOKENS,
-                tokenizer: Any = None) -> str:
+                tokenizer: Any = None, grid_text: Callable[[Grid], str] = encode_grid) -> str:
     """The model input for ``task``: its first ``n_examples`` demonstrations (all if None, at most
     as many as fit, see :func:`encode_examples`)."""
     examples = task.train if n_examples is None else task.train[:n_examples]
     return encode_examples([e.input for e in examples], [e.output for e in examples],
-                           max_tokens=max_tokens, tokenizer=tokenizer)
+                           max_tokens=max_tokens, tokenizer=tokenizer, grid_text=grid_text)
 
 
 def task_text(task: Task, config: Mapping[str, Any] | None = None, *, tokenizer: Any = None) -> str:

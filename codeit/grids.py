@@ -9,7 +9,9 @@ operator-precedence slip that accepts any integer).
 
 from __future__ import annotations
 
-__all__ = ["COLOURS", "Grid", "check_grid"]
+import operator
+
+__all__ = ["COLOURS", "Grid", "GridTable", "check_grid"]
 
 Grid = tuple[tuple[int, ...], ...]
 
@@ -46,6 +48,52 @@ def check_grid(value: object, *, sequences: bool = False) -> tuple[Grid | None, 
     if b"".join(rows).translate(None, _COLOUR_BYTES):  # something is left: a byte above 9
         return None, _bad_cell(value)
     return tuple(map(tuple, rows)), None
+
+
+class GridTable:
+    """One shared object per distinct grid, and per distinct row (an interning table).
+
+    :meth:`grid` returns the table's object equal to a grid, registering it (its rows first) when the
+    table has none: the first object seen stays the shared one, so the grids of a search task remain
+    those of the relabelled tasks built on it, and distinct grids that differ in a few cells (the outputs
+    of one program's variants) share their equal rows.  A replay buffer of a million entries holds a few
+    distinct grids per entry at most; each costs its outer tuple and its new rows, not a full copy.
+    Tuples cannot be weakly referenced, so the table keeps what it holds alive: :meth:`clear` it and
+    register the grids still in use again to let the others go.
+    """
+
+    __slots__ = ("_grids", "_rows")
+
+    def __init__(self) -> None:
+        self._grids: dict[Grid, Grid] = {}
+        self._rows: dict[tuple[int, ...], tuple[int, ...]] = {}
+
+    def __len__(self) -> int:
+        return len(self._grids)
+
+    def __contains__(self, grid: object) -> bool:
+        return grid in self._grids
+
+    @property
+    def rows(self) -> int:
+        """How many distinct rows the table holds."""
+        return len(self._rows)
+
+    def grid(self, grid: Grid) -> Grid:
+        """The shared object equal to ``grid`` (``grid`` itself when it is the first of its value)."""
+        found = self._grids.get(grid)
+        if found is not None:
+            return found
+        setdefault = self._rows.setdefault
+        rows = [setdefault(row, row) for row in grid]
+        if not all(map(operator.is_, rows, grid)):
+            grid = tuple(rows)
+        self._grids[grid] = grid
+        return grid
+
+    def clear(self) -> None:
+        self._grids.clear()
+        self._rows.clear()
 
 
 def _bad_row(value, kinds) -> str:

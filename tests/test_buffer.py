@@ -190,3 +190,90 @@ def test_saving_again_writes_only_new_entries_and_survives_reductions(pm, tmp_pa
         again.reduce()
     again.save(folder)
     assert len(list(folder.glob("entries-*.pkl"))) == 1 and list(ReplayBuffer.load(folder)) == list(again)
+
+
+def _copy(grid):
+    """An equal grid that shares no object with ``grid``."""
+    return tuple(tuple(c for c in row) for row in grid)  # tuple(row) would be row
+
+
+def _grids(buffer):
+    return [g for e in buffer for ex in e.task.examples for g in (ex.input, ex.output)]
+
+
+def test_grids_are_interned_on_add_and_after_a_save_and_load(pm, tmp_path, monkeypatch):
+    from codeit.run import buffer as buffer_module
+    from plugins import relabel
+
+    search = Task("search", (Example(((1, 2, 3), (4, 5, 6)), ((7, 7, 7), (0, 0, 0))),
+                             Example(((0, 1, 0), (1, 0, 1)), ((9, 9, 9), (8, 8, 8)))))
+    buffer = performance_buffer(pm)
+    new = []
+    for i in range(30):
+        near = ((7, 7, 7), (0, 0, i % 10))  # distinct grids, one row in common
+        outputs = [_copy(search.train[0].output) if i % 2 else near, _copy(search.train[1].output)]
+        new += relabel.hindsight(search, f"O = p{i}(I)", outputs, "policy", i)
+    buffer.add_many(new[:10])
+    buffer.add_many(new[10:])
+
+    def check(buf):
+        for e in buf:  # the relabelled inputs are the search task's own grids (one object per value)
+            assert [ex.input for ex in e.task.train] == [ex.input for ex in search.train]
+            assert all(a is b for a, b in zip((ex.input for ex in e.task.train), first_inputs))
+        by_value = {}
+        for g in _grids(buf):
+            assert by_value.setdefault(g, g) is g  # equal grids are the same object
+        rows = {}
+        for g in _grids(buf):
+            for row in g:
+                assert rows.setdefault(row, row) is row  # and so are equal rows of distinct grids
+        assert len(buf.grids) == len(by_value) and buf.grids.rows == len(rows)
+
+    first_inputs = [ex.input for ex in search.train]
+    check(buffer)
+    assert all(a is b for a, b in zip((ex.input for ex in buffer[0].task.train), first_inputs))
+    assert buffer[1].task.train[0].output is buffer[3].task.train[0].output  # equal outputs of two entries
+
+    # saved in batches of 7 records (each its own pickle, its own memo), then 5 more in a second chunk
+    monkeypatch.setattr(buffer_module, "CHUNK_BATCH", 7)
+    folder = buffer.save(tmp_path / "buf")
+    extra = relabel.hindsight(search, "O = extra(I)", [_copy(search.train[0].output), ((7, 7, 7), (0, 0, 5))],
+                              "policy", 99)
+    buffer.add_many(extra)
+    buffer.save(folder)
+    assert sorted(p.name for p in folder.glob("entries-*.pkl")) == ["entries-0.pkl", "entries-1.pkl"]
+    loaded = ReplayBuffer.load(folder, buffer.priority)
+    assert list(loaded) == list(buffer)
+    first_inputs = [ex.input for ex in loaded[0].task.train]
+    check(loaded)
+    # grids added after loading are the loaded objects again
+    loaded.add_many(relabel.hindsight(search, "O = later(I)", [_copy(search.train[0].output), None], "policy", 9))
+    assert loaded[len(loaded) - 1].task.train[0].output is loaded[1].task.train[0].output
+
+
+def test_reducing_lets_the_grids_of_dropped_entries_go(pm):
+    buffer = performance_buffer(pm, capacity=10)
+    tasks = [Task(f"t{i}", (Example(((i % 10, 1),), ((i % 10, 2),)),)) for i in range(10)]
+    buffer.add_many(Entry(t, f"O = p{i}(I)", t.key, "policy", 1.0 if i < 5 else 0.0, 1, 0, 0.0)
+                    for i, t in enumerate(tasks))
+    assert len(buffer.grids) == 20
+    buffer.add(Entry(tasks[0], "O = other(I)", "t0", "policy", 1.0, 1, 0, 0.0))  # over capacity: halved
+    kept = _grids(buffer)
+    assert len(buffer) == 6 and len(buffer.grids) == len(set(kept)) == 10
+    assert all(buffer.grids.grid(_copy(g)) is g for g in kept)
+
+
+def test_load_reads_a_format_2_folder(tmp_path):
+    import json
+    import pickle
+
+    buffer = ReplayBuffer()
+    buffer.add_many(entry(i) for i in range(3))
+    folder = buffer.save(tmp_path / "buf")
+    with open(folder / "entries-0.pkl", "rb") as f:  # fewer records than a batch: one pickle, as format 2 wrote
+        seqs, records = pickle.load(f)
+        assert f.read() == b"" and seqs == [0, 1, 2] and len(records) == 3
+    manifest = json.loads((folder / "manifest.json").read_text())
+    (folder / "manifest.json").write_text(json.dumps({**manifest, "format": 2}))
+    loaded = ReplayBuffer.load(folder)
+    assert list(loaded) == list(buffer) and loaded[0].task.train[0].input is loaded[2].task.train[0].output

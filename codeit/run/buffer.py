@@ -7,7 +7,10 @@ is keyed by ``(parent task key, program text)``, so the same program for the sam
 stored once (the first one added is kept).
 
 Storage: entries in a Python list, their numeric attributes, part and priority in numpy arrays
-grown by doubling, and a dict from key to position.  Sampling is vectorised
+grown by doubling, and a dict from key to position.  The grids of the entries' tasks are interned
+(:class:`codeit.grids.GridTable`): one object per distinct grid and per distinct row, whichever was
+added first, so a relabelled task's inputs are its search task's own grids and repeated or nearly
+equal outputs cost little (a million entries fit in about 2 GB, not 5-6).  Sampling is vectorised
 (Efraimidis-Spirakis keys ``log(u) / priority`` and ``argpartition``): ``k`` draws without
 replacement with probability proportional to priority cost O(part size) numpy work, no Python loop
 over entries.
@@ -21,7 +24,9 @@ each part is dropped (ties: older entries go first), so the initial part keeps i
 :meth:`ReplayBuffer.save` writes a folder: ``arrays-<n>.npz`` (all numeric columns), append-only
 ``entries-<n>.pkl`` chunks (the entries added since the previous save, as plain tuples), then
 ``manifest.json`` naming them, replaced atomically, so an interrupted save never damages the last
-good one; :meth:`ReplayBuffer.load` restores an identical buffer.
+good one; :meth:`ReplayBuffer.load` restores an identical buffer, its grids interned again.  A chunk
+is a sequence of pickles of at most :data:`CHUNK_BATCH` records each (pickle's memo, which stores a
+shared grid once, holds one batch's temporary records at a time, not a million of them).
 """
 
 from __future__ import annotations
@@ -38,6 +43,7 @@ import numpy as np
 
 from codeit.config import PAPER_CONFIG
 from codeit.files import atomic_write
+from codeit.grids import GridTable
 from codeit.tasks import Example, Task
 
 PARTS = ("initial", "policy")
@@ -46,7 +52,11 @@ POLICY_SOURCE = "policy"
 COLUMNS: dict[str, Any] = {"accuracy": np.float32, "length": np.int32, "iteration": np.int32,
                            "similarity": np.float32}
 DEFAULT_CAPACITY = PAPER_CONFIG["buffer"]["capacity"]
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3
+#: formats :meth:`ReplayBuffer.load` reads (2: one pickle per chunk, 3: a sequence of batches)
+READ_FORMATS = (2, 3)
+#: records per pickle in an entries chunk
+CHUNK_BATCH = 20_000
 
 PriorityFunction = Callable[[Mapping[str, np.ndarray]], np.ndarray]
 
@@ -107,6 +117,7 @@ class ReplayBuffer:
         self._seq = 0  # insertion counter, for tie-breaking on reduction
         self._arrays: dict[str, np.ndarray] = {}
         self._saved: dict[str, Any] | None = None  # what the last save/load left on disk, for incremental saves
+        self.grids = GridTable()  # the entries' grids, interned
         self._allocate(1024)
 
     # -- storage -----------------------------------------------------------------------------------
@@ -185,6 +196,7 @@ class ReplayBuffer:
                 new.append(entry)
         if not new:
             return 0
+        new = [self._interned(e) for e in new]
         n = len(new)
         try:
             cols = columns_of(new)
@@ -210,6 +222,37 @@ class ReplayBuffer:
         if self._size > self.capacity:
             self.reduce()
         return n
+
+    def _interned(self, entry: Entry) -> Entry:
+        """``entry`` with its task's grids replaced by the table's shared objects (``entry`` itself when
+        they are those already)."""
+        task = entry.task
+        train, test = self._examples(task.train), self._examples(task.test)
+        if train is task.train and test is task.test:
+            return entry
+        return Entry(Task(task.key, train, test, task.program), entry.program, entry.parent_key, entry.source,
+                     entry.accuracy, entry.length, entry.iteration, entry.similarity)
+
+    def _examples(self, examples: tuple[Example, ...]) -> tuple[Example, ...]:
+        grid = self.grids.grid
+        out = []
+        changed = False
+        for ex in examples:
+            i, o = grid(ex.input), grid(ex.output)
+            if i is ex.input and o is ex.output:
+                out.append(ex)
+            else:
+                out.append(Example(i, o))
+                changed = True
+        return tuple(out) if changed else examples
+
+    def _reintern(self) -> None:
+        """Rebuild the grid table from the entries kept (they hold its objects already), so that grids
+        of dropped entries can be freed."""
+        self.grids.clear()
+        for entry in self._entries:
+            self._examples(entry.task.train)
+            self._examples(entry.task.test)
 
     def reprioritise(self, priority: PriorityFunction | None = None) -> None:
         """Recompute every priority (with ``priority``, which then becomes the buffer's function)."""
@@ -241,9 +284,11 @@ class ReplayBuffer:
             array[: len(keep)] = array[keep]
         self._size = len(keep)
         self._index = {(e.parent_key, e.program): i for i, e in enumerate(self._entries)}
+        self._reintern()
 
     def clear(self) -> None:
         self._entries, self._index, self._size = [], {}, 0
+        self.grids.clear()
 
     # -- sampling ----------------------------------------------------------------------------------
 
@@ -325,12 +370,11 @@ class ReplayBuffer:
         if any(len(a) != size for a in arrays.values()):
             raise ValueError(f"{folder}: saved arrays disagree in length")
         stored_seq: list[int] = []
-        stored: list[tuple] = []
+        stored: list[Entry] = []
         for name in manifest["chunks"]:
-            with open(folder / name, "rb") as f:
-                seqs, records = _SafeUnpickler(f).load()
-            stored_seq.extend(seqs)
-            stored.extend(records)
+            for seqs, records in _read_chunk(folder / name):
+                stored_seq.extend(seqs)
+                stored.extend(buffer._interned(_entry_from_record(r)) for r in records)
         all_seq = np.asarray(stored_seq, dtype=np.int64)
         pos = np.searchsorted(all_seq, arrays["seq"])
         if len(all_seq) != len(stored) or (size and (pos.max() >= len(all_seq)
@@ -339,12 +383,15 @@ class ReplayBuffer:
         buffer._allocate(max(size, 1024))
         for name, array in arrays.items():
             buffer._arrays[name][:size] = array
-        buffer._entries = [_entry_from_record(stored[i]) for i in pos.tolist()]
+        buffer._entries = [stored[i] for i in pos.tolist()]
         buffer._size = size
         buffer._seq = int(manifest["seq"])
         buffer._index = {(e.parent_key, e.program): i for i, e in enumerate(buffer._entries)}
         if len(buffer._index) != size:
             raise ValueError(f"{folder}: saved buffer holds duplicate keys")
+        if len(stored) != size:  # records of dropped entries: let their grids go
+            del stored
+            buffer._reintern()
         buffer._saved = {"folder": str(folder.resolve()), "generation": manifest["generation"],
                          "records": len(stored), "saved_seq": buffer._seq}
         return buffer
@@ -368,8 +415,7 @@ def _write_folder(folder: Path, arrays: Mapping[str, np.ndarray], entries: Seque
             chunks, records, first_new = list(old["chunks"]), int(saved["records"]), live
     if first_new < size:
         chunk_name = f"entries-{generation}.pkl"
-        chunk = (seq[first_new:].tolist(), [_entry_record(e) for e in entries[first_new:]])
-        atomic_write(folder / chunk_name, lambda f: pickle.dump(chunk, f, protocol=pickle.HIGHEST_PROTOCOL))
+        atomic_write(folder / chunk_name, lambda f: _write_chunk(f, seq[first_new:], entries[first_new:]))
         chunks.append(chunk_name)
         records += size - first_new
     arrays_name = f"arrays-{generation}.npz"
@@ -384,12 +430,30 @@ def _write_folder(folder: Path, arrays: Mapping[str, np.ndarray], entries: Seque
     return {"folder": str(folder.resolve()), "generation": generation, "records": records, "saved_seq": next_seq}
 
 
+def _write_chunk(f: Any, seq: np.ndarray, entries: Sequence[Entry], batch: int | None = None) -> None:
+    """Pickle ``(seqs, records)`` batches of at most ``batch`` entries one after the other to ``f``; each
+    with a fresh memo, so a grid shared within a batch is stored once and the temporary records of one
+    batch at a time are held."""
+    batch = max(1, batch or CHUNK_BATCH)
+    for start in range(0, len(entries), batch):
+        part = (seq[start:start + batch].tolist(), [_entry_record(e) for e in entries[start:start + batch]])
+        pickle.dump(part, f, protocol=pickle.HIGHEST_PROTOCOL)
+
+
+def _read_chunk(path: Path) -> Iterator[tuple[list[int], list[tuple]]]:
+    """The ``(seqs, records)`` batches of a chunk (format 2 wrote one, format 3 a sequence)."""
+    with open(path, "rb") as f:
+        size = os.fstat(f.fileno()).st_size
+        while f.tell() < size:
+            yield _SafeUnpickler(f).load()
+
+
 def _read_manifest(folder: Path) -> dict[str, Any]:
     try:
         manifest = json.loads((folder / "manifest.json").read_text())
     except (ValueError, OSError) as err:
         raise ValueError(f"{folder}: unreadable replay-buffer manifest ({err})") from None
-    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT_VERSION:
+    if not isinstance(manifest, dict) or manifest.get("format") not in READ_FORMATS:
         raise ValueError(f"{folder}: unsupported replay-buffer format "
                          f"{manifest.get('format') if isinstance(manifest, dict) else manifest!r}")
     return manifest
@@ -407,7 +471,8 @@ def _examples_record(examples: tuple[Example, ...]) -> tuple:
 
 
 def _entry_record(e: Entry) -> tuple:
-    # plain builtins only: shared grids are stored once by pickle's memo, and loading needs no classes
+    # plain builtins only: grids shared within a batch are stored once by pickle's memo (and interned
+    # again on loading), and loading needs no classes
     t = e.task
     return (t.key, _examples_record(t.train), _examples_record(t.test), t.program, e.program, e.parent_key,
             e.source, float(e.accuracy), int(e.length), int(e.iteration), float(e.similarity))
