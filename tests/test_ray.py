@@ -324,7 +324,9 @@ def test_the_loop_on_ray_gives_the_local_runs_metrics(cluster, tmp_path):
     script = str(REPO / "experiments" / "codeit.py")
     for name, extra in (("local", []), ("ray", ["execution.backend=ray", f"execution.ray_address={cluster.address}"])):
         (tmp_path / name).mkdir()
-        r = subprocess.run([sys.executable, script, "with", "smoke", "n_iterations=1", "seed=5", *extra], check=False,
+        r = subprocess.run([sys.executable, script, "with", "smoke", "n_iterations=1", "seed=5",
+                            # limits no program reaches on a loaded machine: equal runs need equal time-limit hits
+                            "execution.timeout=20.0", "execution.line_timeout=10.0", *extra], check=False,
                            capture_output=True, text=True, env=env, cwd=tmp_path / name, timeout=900)
         assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
     local, on_ray = loop_metrics(tmp_path / "local" / "runs" / "1"), loop_metrics(tmp_path / "ray" / "runs" / "1")
