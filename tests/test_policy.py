@@ -45,6 +45,15 @@ def pairs():
     return relabelled_pairs(48, seed=3)
 
 
+@pytest.fixture(scope="module")
+def greedy_policy(pairs):
+    """A tiny policy trained 8 epochs, shared by the decoder-equality tests (they only decode)."""
+    policy = Policy(tiny(dropout=0.0))
+    for _ in range(8):
+        policy.train(pairs)
+    return policy
+
+
 # -- construction -------------------------------------------------------------------------------------
 def test_sizes_have_the_intended_scale():
     from codeit.policy.tokenizer import dsl_tokenizer
@@ -199,15 +208,13 @@ def test_sampling_batches_respect_sequence_and_token_budgets(monkeypatch):
     assert auto_batch_tokens(base) == int(0.35 * 40 * 2**30 / (4 * 12 * 768 * 2))
 
 
-def test_pruned_decoder_matches_generate(pairs):
+def test_pruned_decoder_matches_generate(greedy_policy, pairs):
     """Greedy decoding with finished rows pruned after every step equals transformers' generate."""
     from transformers import GenerationConfig, LogitsProcessorList
 
     from codeit.policy.sampling import AllowedTokens, decode_pruned
 
-    policy = Policy(tiny(dropout=0.0))
-    for _ in range(8):
-        policy.train(pairs)
+    policy = greedy_policy
     model, tok = policy.model.eval(), policy.tokenizer
     enc = tok([p[0] for p in pairs[:6]], padding=True, return_tensors="pt")
     processors = LogitsProcessorList([AllowedTokens(policy.allowed_token_ids)])
@@ -513,16 +520,14 @@ def test_token_budget_micro_batches_keep_the_steps(pairs):
     assert torch.allclose(grads[0], grads2[0], rtol=1e-4, atol=1e-7)
 
 
-def test_incremental_decoder_matches_the_model(pairs):
+def test_incremental_decoder_matches_the_model(greedy_policy, pairs):
     """Greedy incremental decoding equals generate; its logits equal the model's."""
     from transformers import GenerationConfig, LogitsProcessorList
 
     from codeit.policy import t5_decoding
     from codeit.policy.sampling import AllowedTokens, decode_incremental
 
-    policy = Policy(tiny(dropout=0.0))
-    for _ in range(8):
-        policy.train(pairs)
+    policy = greedy_policy
     model, tok = policy.model.eval(), policy.tokenizer
     enc = tok([p[0] for p in pairs[:6]], padding=True, return_tensors="pt")
     processors = LogitsProcessorList([AllowedTokens(policy.allowed_token_ids)])
