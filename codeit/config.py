@@ -12,7 +12,7 @@ import copy
 from collections.abc import Mapping
 from typing import Any
 
-__all__ = ["NAMED_CONFIGS", "PAPER_CONFIG", "SMOKE", "merge_config", "plain", "section"]
+__all__ = ["LAPTOP", "NAMED_CONFIGS", "PAPER_CONFIG", "SMOKE", "merge_config", "plain", "section"]
 
 #: The default configuration: the paper's values (docs/algorithm.md §4), the embedded data source.
 PAPER_CONFIG: dict[str, Any] = {
@@ -28,13 +28,16 @@ PAPER_CONFIG: dict[str, Any] = {
         "n_search_tasks": None,
         "n_train_tasks": None,
         "max_demos": 10,
+        "max_program_tokens": None,    # only search tasks whose known program has at most this many tokens
+        "exclude_known_programs": False,  # True: drop search tasks whose known program the initial buffer holds
     },
     # the initial buffer: training programs, programs of init.samplers for the training tasks
     # (random typed programs: the embedded data has few programs, docs/algorithm.md §6), mutated tasks
     "init": {"mutated": 19_200, "samplers": ["random"], "relabel": ["hindsight"]},
     "random_programs": {"per_task": 4, "length": [1, 6], "attempts": 20, "tries": 30},
     "mutation_chunk_ratio": 0.0,       # A1: 0.5 -> mutation_chunk = 9,600 fresh mutated tasks per iteration
-    "train": {"policy_samples": 90_000, "initial_samples": 10_000},
+    "train": {"policy_samples": 90_000, "initial_samples": 10_000,
+              "warmup_epochs": 0},         # epochs over the initial buffer before iteration 0 (0: the paper)
     "buffer": {"capacity": 10_000_000, "epsilon": 1e-3},
     "policy": {  # the fields of codeit.policy.PolicyConfig (docs/policy.md)
         "model": "Salesforce/codet5p-220m",  # CodeT5+ 220M, the paper's default
@@ -85,7 +88,9 @@ PAPER_CONFIG: dict[str, Any] = {
                   "ray_retries": 3,        # resubmissions of one chunk whose actor or node was lost
                   "ray_start_timeout": 300.0},  # seconds work may wait with no live actor before failing
     "plugins": {"modules": [], "disable": [], "model": "t5", "sampler": ["policy"], "relabel": ["hindsight"],
-                "priority": ["performance"]},
+                "priority": ["performance"],
+                "relabel_skip_identity": False,  # True: no buffer entry for a program that is the identity
+                "relabel_normalise": False},     # True: buffer entries hold the program without dead lines
     # background: the files of a checkpoint are written while the next meta-iteration runs (the run's
     # state, RNGs, buffer arrays and model are captured first; a kill still leaves the previous one)
     "checkpoint": {"every": 1, "keep": 1, "background": True},
@@ -111,9 +116,36 @@ SMOKE: dict[str, Any] = {
     "execution": {"workers": 2},
 }
 
+#: CPU laptop size (issue 13): CodeIt end to end on 2 cores in about 5 CPU minutes (start-up included), measured
+#: against a control in LAPTOP-REPORT.md.  The search set is the ``val`` tasks whose known program has at most 64
+#: DSL tokens, less those whose program the initial buffer holds (22 tasks: held-out training tasks that must be
+#: searched, not recalled); a tiny model learns the DSL from 3 warm-up epochs over the initial buffer; sampling
+#: is cheap on a CPU (training is not), so each task gets 128 samples; relabelled programs are stored without
+#: dead lines and identity programs are not relabelled.
+LAPTOP: dict[str, Any] = {
+    "n_iterations": 20,
+    "threads": 1,                      # one torch thread; the executor's workers use the other core
+    "data": {"source": "codeit", "search_split": "val", "train_splits": ["train"], "n_search_tasks": None,
+             "max_program_tokens": 64, "exclude_known_programs": True},
+    "init": {"mutated": 3000, "samplers": []},
+    "train": {"policy_samples": 500, "initial_samples": 1000, "warmup_epochs": 3},
+    "policy": {"model": "tiny", "device": "cpu", "precision": "fp32", "lr": 2e-3, "dropout": 0.0, "grad_accum": 1,
+               "n_samples": 128, "max_new_tokens": 96, "max_target_tokens": 128, "max_side_tokens": 128,
+               "max_input_tokens": 260, "progress": False},
+    "plugins": {"relabel_skip_identity": True, "relabel_normalise": True},
+    "mutation": {"max_attempts": 200},
+    "execution": {"workers": 2},
+}
+
 #: name -> (config updates, what it is); docs/experiments.md renders this table.
 NAMED_CONFIGS: dict[str, tuple[dict[str, Any], str]] = {
     "smoke": (SMOKE, "CPU smoke size: tiny model on 1 thread, 20 search tasks, 4 samples each, 3 meta-iterations"),
+    "laptop": (LAPTOP, ("CPU laptop size: CodeIt on 2 cores in <= 10 minutes; tiny model, 3 warm-up epochs, the "
+                        "22 val tasks with programs of <= 64 tokens that the initial buffer does not hold, 128 "
+                        "samples each, 20 meta-iterations (needs the CodeIt data)")),
+    "control": ({"plugins": {"relabel": []}},
+                ("control: the policy is never trained on its own samples (they are scored, never relabelled "
+                 "into the buffer); the same sampling as the config it follows")),
     # ablations (docs/algorithm.md §4)
     "a1_no_exit": ({"plugins": {"relabel": []}, "mutation_chunk_ratio": 0.5},
                    ("A1 no ExIt: policy programs never enter the buffer; each meta-iteration adds a fresh chunk "

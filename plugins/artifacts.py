@@ -28,7 +28,8 @@ logger = logging.getLogger(__name__)
 
 #: the columns of performance.csv
 PERFORMANCE_FIELDS = ["iteration", "programs_total", "solve_rate", "solve_rate_cumulative", "solve_rate_policy_only",
-                      "demo_solve_rate", "demo_solve_rate_cumulative", "policy_best_demo_accuracy", "solved",
+                      "demo_solve_rate", "demo_solve_rate_cumulative", "policy_best_demo_accuracy",
+                      "policy_best_demo_accuracy_now", "policy_best_similarity", "policy_best_similarity_now", "solved",
                       "solved_cumulative", "solved_policy_only", "buffer_size", "train_loss"]
 
 

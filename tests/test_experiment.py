@@ -100,7 +100,7 @@ def test_default_config_carries_the_paper_values(ex):
     cfg = run.config
     assert cfg["n_iterations"] == 100
     assert cfg["init"]["mutated"] == 19_200 and cfg["mutation_chunk"] == 0
-    assert cfg["train"] == {"policy_samples": 90_000, "initial_samples": 10_000}
+    assert cfg["train"] == {"policy_samples": 90_000, "initial_samples": 10_000, "warmup_epochs": 0}
     assert cfg["buffer"]["capacity"] == 10_000_000
     policy = cfg["policy"]
     assert policy["model"] == "Salesforce/codet5p-220m" and not policy["random_weights"]
@@ -144,6 +144,35 @@ def test_named_configs_compose(ex, names, expect):
             node = node[part]
         assert node == value, dotted
     assert set(NAMED_CONFIGS) <= set(ex.named_configs)
+
+
+ABLATIONS = ["a1_no_exit", "a2_no_relabeling", "a3_no_priority", "a4_no_pretraining", "a5_one_demo", "a6_no_mutation",
+             "control"]
+
+
+@pytest.mark.parametrize("ablation", ABLATIONS)
+def test_laptop_composes_with_every_ablation(ex, ablation):
+    """``with laptop <ablation>``: the laptop size with the ablation's change on top, nothing else changed."""
+    laptop = ex.run("print_config", named_configs=["laptop"], options=SYS_CAPTURE).config
+    both = ex.run("print_config", named_configs=["laptop", ablation], options=SYS_CAPTURE).config
+    updates = NAMED_CONFIGS[ablation][0]
+    expected = merge_config(laptop, updates)
+    if ablation == "a1_no_exit":  # a ratio of the laptop's init.mutated (3000)
+        expected["mutation_chunk"] = 1500
+    if ablation == "a4_no_pretraining":  # the tiny model is randomly initialised anyway
+        assert both["policy"]["model"] == "tiny"
+    for key in ("seed",):
+        both.pop(key, None), expected.pop(key, None)
+    assert both == {k: v for k, v in expected.items() if k in both}
+    assert both["data"]["max_program_tokens"] == 64 and both["policy"]["n_samples"] == 128
+    assert both["train"]["warmup_epochs"] == 3
+
+
+def test_laptop_control_is_the_laptop_without_relabelling(ex):
+    cfg = ex.run("print_config", named_configs=["laptop", "control"], options=SYS_CAPTURE).config
+    assert cfg["plugins"]["relabel"] == [] and cfg["plugins"]["sampler"] == ["policy"]
+    assert cfg["policy"]["n_samples"] == 128 and cfg["n_iterations"] == 20  # the same sampled-program count
+    assert cfg["mutation_chunk_ratio"] == 0.0  # unlike A1: no fresh mutated tasks
 
 
 def test_model_size_configs_build_the_intended_models():
@@ -241,6 +270,22 @@ def test_codeit_data(ex):
     run = run_smoke(ex, "codeit_data", n_iterations=1)
     assert run.status == "COMPLETED"
     assert run.info["initial_buffer"]["sources"]["initial"] > 300  # the published training programs
+
+
+@pytest.mark.skipif(not shared_data_available(), reason="needs the CodeIt data ($CODEIT_DATA or ../shared/codeit-data)")
+def test_laptop_and_its_control_run_at_test_size(ex):
+    """``with laptop``, cut to the suite's size: warm-up, the short-program search set, the new metrics."""
+    for names in (["laptop"], ["laptop", "control"]):
+        run = ex.run(named_configs=[*names, "test_size"], config_updates={"n_iterations": 1, "train": {"warmup_epochs": 1}},
+                     options=SYS_CAPTURE)
+        assert run.status == "COMPLETED"
+        metrics = metrics_of(record(run))
+        for name in ("policy_best_demo_accuracy", "policy_best_demo_accuracy_now", "policy_best_similarity",
+                     "policy_best_similarity_now"):
+            assert len(metrics[name]) == 1 and 0.0 <= metrics[name][0] <= 1.0
+        assert run.info["initial_buffer"]["sources"]["initial"] > 300
+        if "control" in names:
+            assert metrics["new_policy_entries"] == [0]
 
 
 @pytest.mark.parametrize("candidates", ["solving", "any"])

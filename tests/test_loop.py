@@ -449,3 +449,92 @@ def test_background_checkpoints_hold_what_foreground_ones_do(data, tmp_path):
         written = [c[1] for c in spy.calls if c[0] == "metrics" and "checkpoint_write_seconds" in c[2]]
         assert written == ([0, 1] if background else [])
     assert files[True] == files[False] and states[True] == states[False]
+
+
+class PolicyOracle(Oracle):
+    """The oracle under the policy sampler's name: fixed programs counted as the policy's."""
+
+    def codeit_sample_programs(self, name, tasks, iteration):
+        return super().codeit_sample_programs("oracle", tasks, iteration) if name == "policy" else None
+
+
+def test_continuous_measures_of_the_policy_progress(data, tmp_path):
+    """policy_best_demo_accuracy / policy_best_similarity: means over every search task of the best
+    demonstration accuracy / output similarity of the policy's programs, this iteration (_now) and so far."""
+    from codeit.scoring import accuracy, mean_similarity
+
+    solve_at = {"s-rot270": 1}
+    cfg = config(n_iterations=2, plugins={"model": None, "sampler": ["policy"], "disable": ["policy_sampler"]})
+    pm = get_plugin_manager(merge_config(cfg, {"plugins": {"disable": ["depth1", "policy_sampler"]}}),
+                            plugins=[("oracle", PolicyOracle(solve_at)), ("swap", Swap())])
+    loop = CodeItLoop(cfg, pm, work_dir=tmp_path / "run", data=data, log=lambda text: None)
+    loop.run()
+    m0, m1 = loop.state.history
+
+    def best(task, programs):
+        demo = [run_program(p, [e.input for e in task.train]).outputs for p in programs]
+        return (max(accuracy(o, task.train) for o in demo), max(mean_similarity(o, task.train) for o in demo))
+
+    n = len(data.search)
+    expected = {0: {}, 1: {}}
+    for i in (0, 1):
+        for task in data.search:
+            programs = ["O = vmirror(I)"] + ([SEARCH_PROGRAMS[task.key]] if i >= solve_at.get(task.key, 9) else [])
+            expected[i][task.key] = best(task, programs)
+    for i, m in ((0, m0), (1, m1)):
+        assert m["policy_best_demo_accuracy_now"] == pytest.approx(sum(a for a, _ in expected[i].values()) / n)
+        assert m["policy_best_similarity_now"] == pytest.approx(sum(s for _, s in expected[i].values()) / n)
+    # so far: the best of both iterations (iteration 1 adds s-rot270's own program)
+    so_far = {k: tuple(max(x) for x in zip(expected[0][k], expected[1][k])) for k in expected[0]}
+    assert m1["policy_best_similarity"] == pytest.approx(sum(s for _, s in so_far.values()) / n)
+    assert m1["policy_best_demo_accuracy"] == pytest.approx(sum(a for a, _ in so_far.values()) / n)
+    assert m1["policy_best_demo_accuracy"] > m0["policy_best_demo_accuracy"]
+    assert 0 < m0["policy_best_similarity"] <= m1["policy_best_similarity"] <= 1
+    assert loop.state.policy_best["s-rot270"] == (1.0, 1.0)
+    csv_header = (tmp_path / "run" / "outputs" / "performance.csv").read_text().splitlines()[0].split(",")
+    assert {"policy_best_demo_accuracy_now", "policy_best_similarity", "policy_best_similarity_now"} <= set(csv_header)
+
+
+def test_warmup_epochs_train_on_the_initial_part_before_iteration_0(data, tmp_path):
+    loop = make_loop(config(n_iterations=1, train={"warmup_epochs": 2}), data, tmp_path)
+    loop.run()
+    init = loop.state.init_metrics
+    assert init["init_warmup_examples"] == 2 * init["init_buffer_size"] == 2 * (6 + 6)  # before any sampling
+    assert np.isfinite(init["init_warmup_loss"]) and init["init_warmup_seconds"] > 0
+    plain = make_loop(config(n_iterations=1), data, tmp_path, "plain")
+    plain.run()
+    assert "init_warmup_examples" not in plain.state.init_metrics
+    # the warmed-up model starts meta-iteration 0 with a lower loss on the same buffer samples
+    assert loop.state.history[0]["train_loss"] < plain.state.history[0]["train_loss"]
+
+
+def test_exclude_known_programs_leaves_out_search_tasks_the_initial_buffer_solves(tmp_path):
+    """data.exclude_known_programs: a held-out task whose known program is a training program or one
+    of the initial buffer's mutated programs is left out (recalled, not searched), also after a resume."""
+    train = [make_task(k, p, i, True) for i, (k, p) in enumerate(TRAIN_PROGRAMS.items())]
+    search = [make_task(k, p, 100 + i, True) for i, (k, p) in enumerate(SEARCH_PROGRAMS.items())]
+    data = RunData(train, search, "test tasks with known programs")
+    cfg = config(n_iterations=1, data={"exclude_known_programs": True},
+                 plugins={"model": None, "sampler": ["oracle"]})
+    loop = make_loop(cfg, data, tmp_path, solve_at={})
+    loop.run()
+    held = {e.program for e in loop.buffer if e.source in ("initial", "mutated")} | set(TRAIN_PROGRAMS.values())
+    expected = sorted(k for k, p in SEARCH_PROGRAMS.items() if p in held)
+    assert "s-vmirror" in expected  # the program of t-vmirror
+    assert "s-vconcat" not in expected and "s-unsolved" not in expected  # no swap of a mirror makes these
+    assert sorted(loop.state.excluded_search) == expected
+    assert [t.key for t in loop.search_tasks] == [k for k in SEARCH_PROGRAMS if k not in expected]
+    init = loop.state.init_metrics
+    assert (init["init_search_excluded"], init["init_search_tasks"]) == (len(expected), 5 - len(expected))
+    assert "s-vmirror" not in loop.state.candidates  # never sampled for
+
+    more = make_loop(config(n_iterations=2, data={"exclude_known_programs": True},
+                            plugins={"model": None, "sampler": ["oracle"]}),
+                     data, tmp_path, "more", solve_at={}, resume_from=tmp_path / "run")
+    more.run()
+    assert [t.key for t in more.search_tasks] == [t.key for t in loop.search_tasks]
+
+    plain = make_loop(config(n_iterations=1, plugins={"model": None, "sampler": ["oracle"]}), data, tmp_path,
+                      "plain", solve_at={})
+    plain.run()
+    assert len(plain.search_tasks) == 5 and "init_search_excluded" not in plain.state.init_metrics

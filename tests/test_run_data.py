@@ -45,3 +45,20 @@ def test_a_missing_folder_or_split_is_a_user_error(folder, tmp_path):
         load_run_data({"data": {"source": "codeit", "path": str(tmp_path / "none")}})
     with pytest.raises(UserError, match="no split 'dev'"):
         load_run_data({"data": {"source": "codeit", "path": str(folder), "search_split": "dev"}})
+
+
+def test_max_program_tokens_keeps_the_search_tasks_with_short_known_programs(tmp_path):
+    tasks = {"training": {"a": "O = vmirror(I)", "v1": "O = rot90(I)",
+                          "v2": "x1 = rot90(I)\nx2 = hmirror(x1)\nx3 = vmirror(x2)\nO = hconcat(x3, x1)"},
+             "evaluation": {"e": None}}
+    for subset, programs in tasks.items():
+        (tmp_path / subset).mkdir()
+        for key, program in programs.items():
+            (tmp_path / subset / f"{key}.json").write_text(json.dumps(codeit_task(key, program)))
+    (tmp_path / "split_keys.json").write_text(json.dumps({"train": ["a"], "val": ["v1", "v2"], "test": ["e"]}))
+    section = {"source": "codeit", "path": str(tmp_path), "search_split": "val", "train_splits": ["train"]}
+    assert [t.key for t in load_run_data({"data": section}).search] == ["v1", "v2"]
+    short = load_run_data({"data": {**section, "max_program_tokens": 12}})
+    assert [t.key for t in short.search] == ["v1"] and [t.key for t in short.train] == ["a"]
+    with pytest.raises(UserError, match="known programs"):
+        load_run_data({"data": {**section, "search_split": "test", "max_program_tokens": 12}})

@@ -85,8 +85,26 @@ def load_run_data(config: Mapping[str, Any], log: Callable[[str], None] = logger
     max_demos = section.get("max_demos")
     train = _parsable([_cap_demos(t, max_demos) for name in section["train_splits"] for t in splits[name]], log)
     search = [_cap_demos(t, max_demos) for t in splits[section["search_split"]]]
+    if section.get("max_program_tokens") is not None:
+        search = _short_program_tasks(search, int(section["max_program_tokens"]))
     return RunData(_first(train, section.get("n_train_tasks")), _first(search, section.get("n_search_tasks")),
                    where)
+
+
+def _short_program_tasks(tasks: list[Task], max_tokens: int) -> list[Task]:
+    """The tasks whose known program is at most ``max_tokens`` tokens of the DSL tokenizer (EOS
+    included, as ``policy.max_new_tokens`` counts them): a documented subset of held-out training
+    tasks whose reference solution fits a decoding budget.  The programs only select; the model
+    never sees them (they are neither in the buffer nor mutated)."""
+    missing = [t.key for t in tasks if not t.program]
+    if missing:
+        raise UserError(f"data.max_program_tokens needs search tasks with known programs (held-out training "
+                        f"tasks, e.g. data.search_split=val with data.source=codeit); {len(missing)} have none, "
+                        f"e.g. {missing[0]}")
+    from codeit.policy.tokenizer import dsl_tokenizer
+
+    tokenizer = dsl_tokenizer()
+    return [t for t in tasks if len(tokenizer(t.program)["input_ids"]) <= max_tokens]
 
 
 def _parsable(tasks: list[Task], log: Callable[[str], None]) -> list[Task]:

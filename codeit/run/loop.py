@@ -38,6 +38,7 @@ without time-limit hits, a run resumed from a checkpoint gives the same solution
 from __future__ import annotations
 
 import dataclasses
+import functools
 import os
 import queue
 import random
@@ -58,13 +59,14 @@ from codeit.execution.workers import available_cpus
 from codeit.files import atomic_write
 from codeit.hookspecs import Proposals
 from codeit.plugins import UnknownComponentError, get_plugin_manager, selected_names
+from codeit.program import ProgramError, parse
 from codeit.progress import progress_bar
 from codeit.run.buffer import POLICY_SOURCE, Entry, ReplayBuffer
 from codeit.run.checkpoint import begin_checkpoint, changed_keys, load_checkpoint, save_checkpoint
 from codeit.run.data import RunData, load_run_data
 from codeit.run.priority import HookPriority, make_buffer
 from codeit.run.state import IterationResults, ProgramRecord, RunState, is_timing_metric
-from codeit.scoring import TOP_K, Candidate, is_solved, rank
+from codeit.scoring import TOP_K, Candidate, is_solved, mean_similarity, rank
 from codeit.tasks import Task
 
 __all__ = ["CodeItLoop"]
@@ -137,6 +139,7 @@ class CodeItLoop:
             self.executor = pool
             if self.resume_from is not None:
                 self._resume(self.resume_from)
+                self._leave_out(getattr(self.state, "excluded_search", []))
             else:
                 self._initialise()
             self.pm.hook.codeit_run_start(config=self.config, buffer=self.buffer, tasks=self.search_tasks,
@@ -205,11 +208,15 @@ class CodeItLoop:
         t0 = time.perf_counter()
         entries: list[Entry] = []
         outcome = IterationResults(i)
+        best_now: dict[str, tuple[float, float]] = {}  # task -> best (accuracy, similarity) of the policy's programs
         for (task, program, source), result in zip(items, results):
             outputs = self._valid(result.outputs)
             demo, test = outputs[:len(task.train)], outputs[len(task.train):]
             entries.extend(self._relabel(self.relabelers, task, program, demo, source, i))
             candidate = Candidate.from_outputs(program, demo, test, task.train, task.test)
+            if source == POLICY_SOURCE:
+                acc, sim = best_now.get(task.key, (0.0, 0.0))
+                best_now[task.key] = (max(acc, candidate.demo_accuracy), max(sim, mean_similarity(demo, task.train)))
             if any(o is not None and o == ex.output for o, ex in zip(demo, task.train)):
                 outcome.found.setdefault(task.key, {})[program] = candidate
                 self.state.add_candidate(task.key, program, candidate, source)
@@ -227,6 +234,7 @@ class CodeItLoop:
 
         # 7: score with the top-3 rule
         m.update(self._score(i, outcome))
+        m.update(self._policy_progress(best_now))
         m["buffer_size"] = len(buffer)
         m["buffer_policy"] = buffer.count("policy")
         m["buffer_initial"] = buffer.count("initial")
@@ -282,10 +290,50 @@ class CodeItLoop:
         # mutated tasks
         counts["init_mutated"] = self._add_mutated(int(self.config["init"].get("mutated") or 0), 0)
         counts["init_buffer_size"] = len(self.buffer)
+        counts.update(self._exclude_known_programs())
+        counts.update(self._warmup())
         counts["init_seconds"] = time.perf_counter() - t0
         self.state.init_metrics = counts
         self.log("initial buffer: " + ", ".join(f"{k[5:]} {v:g}" if not is_timing_metric(k) else f"{v:.1f} s"
                                                  for k, v in counts.items()))
+
+    def _exclude_known_programs(self) -> dict[str, float]:
+        """``data.exclude_known_programs``: leave out the search tasks whose known program (held-out
+        training tasks have one) is held by an entry of the initial buffer or is a mutation parent,
+        both normalised (:meth:`codeit.program.Program.normalise`) -- such a task is solved by recalling
+        a program the model was trained on, not by search.  The keys are kept in the run state (a
+        resumed run leaves out the same tasks)."""
+        if not self.config["data"].get("exclude_known_programs"):
+            return {}
+        known = {_normalised(e.program) for e in self.buffer}
+        known.update(_normalised(t.program) for t in self.mutation_parents())
+        known.discard(None)
+        excluded = [t.key for t in self.search_tasks if t.program and _normalised(t.program) in known]
+        self.state.excluded_search = excluded
+        self._leave_out(excluded)
+        return {"init_search_excluded": len(excluded), "init_search_tasks": len(self.search_tasks)}
+
+    def _leave_out(self, keys: Sequence[str]) -> None:
+        if keys:
+            gone = set(keys)
+            self.data = dataclasses.replace(self.data, search=[t for t in self.data.search if t.key not in gone])
+            self.log(f"search: {len(gone)} task(s) left out, their known program is in the initial buffer "
+                     f"({', '.join(sorted(gone))}); {len(self.data.search)} search tasks")
+
+    def _warmup(self) -> dict[str, float]:
+        """``train.warmup_epochs`` epochs of the model over the whole initial part of the buffer before
+        the first meta-iteration: a randomly initialised model's stand-in for pretraining (0: none, the
+        paper, whose model is pretrained)."""
+        epochs = int(self.config["train"].get("warmup_epochs") or 0)
+        if self.model is None or epochs <= 0:
+            return {}
+        t0 = time.perf_counter()
+        examples = [(self.model.encode_task(e.task), e.program) for e in self.buffer.entries("initial")]
+        loss = float("nan")
+        for _ in range(epochs):  # the model shuffles each epoch
+            loss = float((self.model.train(examples, self.config) or {}).get("train_loss", loss))
+        return {"init_warmup_examples": float(len(examples) * epochs), "init_warmup_loss": loss,
+                "init_warmup_seconds": time.perf_counter() - t0}
 
     def mutation_parents(self) -> list[Task]:
         """The programs that are mutated: the training tasks' programs, and the tasks the
@@ -429,6 +477,18 @@ class CodeItLoop:
                 "tasks_with_candidates": len(state.candidates),
                 "policy_best_demo_accuracy": best_policy / n}
 
+    def _policy_progress(self, best_now: Mapping[str, tuple[float, float]]) -> dict[str, float]:
+        """Continuous measures of the policy's progress, means over every search task (a task without an
+        executable policy program counts 0): the best demonstration accuracy (share of demonstrations
+        reproduced exactly) and the best output similarity (:func:`codeit.scoring.mean_similarity`:
+        equal cells over the larger grid's area) of the policy's programs, in this meta-iteration
+        (``_now``) and so far.  ``policy_best_demo_accuracy`` (so far) comes from :meth:`_score`."""
+        n = max(1, len(self.search_tasks))
+        best = self.state.update_policy_best(dict(best_now))
+        return {"policy_best_demo_accuracy_now": sum(a for a, _ in best_now.values()) / n,
+                "policy_best_similarity_now": sum(s for _, s in best_now.values()) / n,
+                "policy_best_similarity": sum(s for _, s in best.values()) / n}
+
     def _announce(self, i: int, key: str, best: Candidate) -> None:
         source = self.state.sources[key][best.program]
         self.state.solutions[key] = {"program": best.program, "iteration": i, "source": source,
@@ -441,7 +501,9 @@ class CodeItLoop:
         n = len(self.search_tasks)
         loss = f", loss {m['train_loss']:.3f}" if "train_loss" in m else ""
         return (f"iteration {i + 1}/{self.config['n_iterations']}: solved {m['solved']:g}/{n} this iteration, "
-                f"{m['solved_cumulative']:g} cumulative, {m['solved_policy_only']:g} policy only; "
+                f"{m['solved_cumulative']:g} cumulative, {m['solved_policy_only']:g} policy only "
+                f"(best demo accuracy {m['policy_best_demo_accuracy_now']:.3f} now, {m['policy_best_demo_accuracy']:.3f} "
+                f"so far); "
                 f"{m['programs_distinct']:g} programs ({m['programs_valid']:g} valid), +{m['new_entries']:g} "
                 f"entries, buffer {m['buffer_size']:g}{loss}; {m['iteration_seconds']:.1f} s")
 
@@ -585,6 +647,15 @@ class _Executions:
         elif missing:
             self._execute(missing)
         return [self.done[key] for key in keys]
+
+
+@functools.lru_cache(maxsize=65536)
+def _normalised(program: str | None) -> str | None:
+    """The normalised bare-lines text of ``program`` (None if it does not parse)."""
+    try:
+        return parse(program).normalise().text if program else None
+    except ProgramError:
+        return None
 
 
 def _count(n: int, noun: str) -> str:

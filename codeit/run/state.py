@@ -37,6 +37,18 @@ class RunState:
     programs_total: int = 0
     init_metrics: dict[str, float] = field(default_factory=dict)
     rng: dict[str, Any] = field(default_factory=dict)
+    #: search tasks left out of the run (data.exclude_known_programs): their known program was in the initial buffer
+    excluded_search: list[str] = field(default_factory=list)
+    #: search task key -> the best (demonstration accuracy, output similarity) of the policy's programs so far
+    policy_best: dict[str, tuple[float, float]] = field(default_factory=dict)
+
+    def update_policy_best(self, best_now: dict[str, tuple[float, float]]) -> dict[str, tuple[float, float]]:
+        """Fold one meta-iteration's per-task best (accuracy, similarity) into :attr:`policy_best`."""
+        best = self.__dict__.setdefault("policy_best", {})  # a state pickled before this field: start empty
+        for key, (acc, sim) in best_now.items():
+            old_acc, old_sim = best.get(key, (0.0, 0.0))
+            best[key] = (max(old_acc, acc), max(old_sim, sim))
+        return best
 
     def add_candidate(self, key: str, program: str, candidate: Candidate, source: str) -> None:
         """Remember ``program`` as a candidate of task ``key`` (the first source that found it wins)."""
