@@ -107,6 +107,9 @@ class CodeItLoop:
         self.resumed_from: Path | None = None
         self.resumed_iterations = 0
         self._parents: list[Task] | None = None
+        # time-limit hits among the executions that fill the buffer (initial, mutated) not yet reported
+        # in a meta-iteration's execution_timeouts (the initial buffer's go to iteration 0's)
+        self.store_timeouts = 0
         self._writing: _CheckpointWrite | None = None
         model = self.config["plugins"].get("model")
         self.model_name = None if model in (None, "", "none", False) else str(model)
@@ -202,7 +205,7 @@ class CodeItLoop:
         results = executions.results([(t.key, p) for t, p, _ in items])
         m["execute_seconds"] = time.perf_counter() - t0  # after sampling: what the overlap did not hide
         m["programs_per_second"] = len(items) / m["execute_seconds"] if m["execute_seconds"] > 0 else 0.0
-        m["execution_timeouts"] = sum(any(e and e.startswith("timeout") for e in r.errors) for r in results)
+        m["execution_timeouts"] = _timeouts(results)
 
         # 5-6: relabel into the buffer; programs reproducing a demonstration become candidates
         t0 = time.perf_counter()
@@ -227,6 +230,8 @@ class CodeItLoop:
         m["new_entries"] = buffer.add_many(entries)
         m["new_policy_entries"] = buffer.count("policy") - policy_before
         m["new_mutated_entries"] = self._add_mutated(int(self.config.get("mutation_chunk") or 0), i)
+        m["execution_timeouts"] += self.store_timeouts
+        self.store_timeouts = 0
         m["new_entries"] += m["new_mutated_entries"]
         m["relabel_seconds"] = time.perf_counter() - t0
         self.state.programs_total += len(items)
@@ -290,6 +295,8 @@ class CodeItLoop:
         # mutated tasks
         counts["init_mutated"] = self._add_mutated(int(self.config["init"].get("mutated") or 0), 0)
         counts["init_buffer_size"] = len(self.buffer)
+        # a time-limit hit here depends on the machine's load and changes what the buffer holds
+        counts["init_timeouts"] = self.store_timeouts
         counts.update(self._exclude_known_programs())
         counts.update(self._warmup())
         counts["init_seconds"] = time.perf_counter() - t0
@@ -384,6 +391,7 @@ class CodeItLoop:
         if not jobs:
             return 0
         results = self._run_jobs([(p, [e.input for e in t.train]) for t, p in jobs])
+        self.store_timeouts += _timeouts(results)
         entries: list[Entry] = []
         for (task, program), result in zip(jobs, results):
             entries.extend(self._relabel(relabelers, task, program, self._valid(result.outputs), source, iteration))
@@ -656,6 +664,11 @@ def _normalised(program: str | None) -> str | None:
         return parse(program).normalise().text if program else None
     except ProgramError:
         return None
+
+
+def _timeouts(results: Sequence[ExecutionResult]) -> int:
+    """How many executions hit a time limit on at least one input."""
+    return sum(any(e and e.startswith("timeout") for e in r.errors) for r in results)
 
 
 def _count(n: int, noun: str) -> str:
