@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from sacred.utils import apply_backspaces_and_linefeeds
 
-from codeit.config import NAMED_CONFIGS, PAPER_CONFIG, SMOKE, merge_config
+from codeit.config import LAPTOP, NAMED_CONFIGS, PAPER_CONFIG, SMOKE, merge_config
 from codeit.experiment import file_record_dir, make_experiment
 from codeit.run.buffer import ReplayBuffer
 from codeit.run.checkpoint import find_checkpoint
@@ -171,7 +171,8 @@ def test_laptop_composes_with_every_ablation(ex, ablation):
 def test_laptop_control_is_the_laptop_without_relabelling(ex):
     cfg = ex.run("print_config", named_configs=["laptop", "control"], options=SYS_CAPTURE).config
     assert cfg["plugins"]["relabel"] == [] and cfg["plugins"]["sampler"] == ["policy"]
-    assert cfg["policy"]["n_samples"] == 128 and cfg["n_iterations"] == 20  # the same sampled-program count
+    # the same sampled-program count as the laptop run
+    assert cfg["policy"]["n_samples"] == 128 and cfg["n_iterations"] == LAPTOP["n_iterations"] == 40
     assert cfg["mutation_chunk_ratio"] == 0.0  # unlike A1: no fresh mutated tasks
 
 
