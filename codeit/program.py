@@ -24,7 +24,7 @@ from typing import NamedTuple
 
 from codeit.dsl import CONSTANTS, PRIMITIVES
 
-__all__ = ["INPUT", "OUTPUT", "Line", "Program", "ProgramError", "parse", "parse_function", "parse_lines"]
+__all__ = ["INPUT", "OUTPUT", "Line", "Program", "ProgramError", "normalised_text", "parse", "parse_function", "parse_lines"]
 
 #: Name of the input grid and of the variable holding the result.
 INPUT = "I"
@@ -137,6 +137,15 @@ def parse(text: str) -> Program:
     if text.startswith("def "):
         return parse_function(text)
     return parse_lines(text)
+
+
+def normalised_text(text: str | None) -> str | None:
+    """``text`` without the lines its output does not depend on, variables renumbered
+    (:meth:`Program.normalise`); None if it is empty or does not parse."""
+    try:
+        return parse(text).normalise().text if text else None
+    except ProgramError:
+        return None
 
 
 def parse_lines(text: str) -> Program:

@@ -32,7 +32,7 @@ from typing import Any
 from codeit.encoding import estimate_tokens
 from codeit.hookspecs import hookimpl
 from codeit.plugins import plugins_config
-from codeit.program import ProgramError, parse
+from codeit.program import normalised_text
 from codeit.run.buffer import Entry
 from codeit.scoring import accuracy, mean_similarity
 from codeit.tasks import Example, Grid, Task, is_grid
@@ -45,10 +45,7 @@ def relabelled_key(parent_key: str, program: str) -> str:
 def normalised(program: str) -> str:
     """``program`` without the lines its output does not depend on, variables renumbered (unchanged
     if it does not parse)."""
-    try:
-        return parse(program).normalise().text
-    except ProgramError:
-        return program
+    return normalised_text(program) or program
 
 
 def hindsight(task: Task, program: str, outputs: Sequence[Grid | None], source: str,

@@ -59,7 +59,7 @@ from codeit.execution.workers import available_cpus
 from codeit.files import atomic_write
 from codeit.hookspecs import Proposals
 from codeit.plugins import UnknownComponentError, get_plugin_manager, selected_names
-from codeit.program import ProgramError, parse
+from codeit.program import normalised_text
 from codeit.progress import progress_bar
 from codeit.run.buffer import POLICY_SOURCE, Entry, ReplayBuffer
 from codeit.run.checkpoint import begin_checkpoint, changed_keys, load_checkpoint, save_checkpoint
@@ -659,11 +659,8 @@ class _Executions:
 
 @functools.lru_cache(maxsize=65536)
 def _normalised(program: str | None) -> str | None:
-    """The normalised bare-lines text of ``program`` (None if it does not parse)."""
-    try:
-        return parse(program).normalise().text if program else None
-    except ProgramError:
-        return None
+    """:func:`codeit.program.normalised_text`, cached (the buffer's programs repeat)."""
+    return normalised_text(program)
 
 
 def _timeouts(results: Sequence[ExecutionResult]) -> int:
