@@ -293,12 +293,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def main(args: argparse.Namespace) -> int:
     """Print every registered plugin, where it comes from, and the hooks it implements."""
-    config = {"plugins": {"modules": args.module, "disable": args.disable}}
-    try:
-        pm = get_plugin_manager(config)
-    except PluginError as err:
-        print(f"codeit plugins: error: {err}")
-        return 1
+    # a PluginError is a UserError: the codeit command prints it as one line (exit 2)
+    pm = get_plugin_manager({"plugins": {"modules": args.module, "disable": args.disable}})
     rows = pm.describe()
     for name, origin, hooks, doc in rows:
         print(f"{name}  [{origin}]" + (f"  {doc}" if doc else ""))

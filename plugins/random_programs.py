@@ -187,7 +187,10 @@ def codeit_sample_programs(name: str, tasks: Sequence[Any], model: Any, iteratio
     if name != NAME:
         return None
     settings = _settings(config)
-    sampler = RandomProgramSampler(tries=settings["tries"])
+    # the run's limits, as for every other execution of the run (a test run under generous limits
+    # must not lose a candidate line to a loaded machine's 0.25 s default)
+    limits = ExecutionLimits.from_config((config or {}).get("execution") or {})
+    sampler = RandomProgramSampler(limits, tries=settings["tries"])
     result = {}
     for task in tasks:
         inputs = [e.input for e in task.train]

@@ -21,8 +21,11 @@ def test_help_has_no_markup_and_user_errors_are_one_line():
     proc = run("-m", "codeit.cli", "--help")
     assert proc.returncode == 0 and "``" not in proc.stdout and "execute" in proc.stdout
     proc = run("-m", "codeit.cli", "plugins", "--module", "no_such_plugin_module")
-    assert proc.returncode != 0
-    assert "no_such_plugin_module" in proc.stdout + proc.stderr and "Traceback" not in proc.stderr
+    assert proc.returncode == 2 and proc.stdout == ""
+    assert proc.stderr.startswith("codeit plugins: error: ") and "no_such_plugin_module" in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1
+    proc = run("-m", "codeit.cli", "plugins", "--module", "no_such_plugin_module", "--debug")
+    assert proc.returncode != 0 and "Traceback" in proc.stderr
 
 
 def test_plugin_descriptions_are_whole_sentences():

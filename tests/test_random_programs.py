@@ -58,3 +58,18 @@ def test_sampler_hook():
 
     assert random_programs.codeit_sample_programs(name="policy", tasks=tasks, model=None, iteration=0,
                                                   rng=np.random.default_rng(0), config={}) is None
+
+
+def test_the_hook_runs_candidates_under_the_runs_execution_limits():
+    # the run's limits, not the paper's defaults: with max_elements 1 every grid-valued line is
+    # dropped (a grid is a tuple of rows), so no program can be built; with the defaults some are
+    pm = get_plugin_manager()
+    tasks = arc()["training"][:3]
+
+    def sample(execution):
+        config = {"random_programs": {"per_task": 2, "length": [1, 2]}, "execution": execution}
+        return pm.hook.codeit_sample_programs(name="random", tasks=tasks, model=None, iteration=0,
+                                              rng=np.random.default_rng(0), config=config, stream=None)
+
+    assert any(sample({}).values())
+    assert not any(sample({"max_elements": 1}).values())
