@@ -243,12 +243,41 @@ def test_a3_no_priority(ex):
     assert len(buffer) and len(set(buffer.priorities.tolist())) == 1
 
 
-def test_a4_no_pretraining(ex):
+def model_of(ex, *names, **updates):
+    """The model a run with these named configs builds (the ``codeit_make_model`` hook of its config)."""
+    from codeit.plugins import get_plugin_manager
+
+    config = ex.run("print_config", named_configs=["smoke", "test_size", *names], config_updates=updates,
+                    options=SYS_CAPTURE).config
+    return get_plugin_manager(config).hook.codeit_make_model(name=config["plugins"]["model"], config=config)
+
+
+def test_a4_no_pretraining(ex, tmp_path):
+    # the effect, not the flag: from a pretrained directory, A4 starts from other (random) weights
+    import torch
+
+    source = model_of(ex).policy.model
+    source.save_pretrained(tmp_path / "pretrained")
+    model_of(ex).policy.tokenizer.save_pretrained(tmp_path / "pretrained")
+    pretrained = {"policy": {"model": str(tmp_path / "pretrained")}}
+    loaded = model_of(ex, **pretrained).policy.model.state_dict()
+    scratch = model_of(ex, "a4_no_pretraining", **pretrained).policy.model.state_dict()
+    assert all(torch.equal(loaded[k], v) for k, v in source.state_dict().items())
+    assert not all(torch.equal(scratch[k], v) for k, v in source.state_dict().items())
     run = run_smoke(ex, "a4_no_pretraining")
     assert run.status == "COMPLETED" and run.config["policy"]["random_weights"] is True
 
 
 def test_a5_one_demo(ex):
+    # the effect, not the flag: the model's input holds one demonstration (a ``|``-free pair) instead of all
+    from codeit.encoding import encode_task
+    from codeit.tasks import Example, Task
+
+    grid = ((1, 2, 0), (0, 3, 4))
+    task = Task("t", tuple(Example(grid, grid[::-1]) for _ in range(3)))
+    one, every = model_of(ex, "a5_one_demo").encode_task(task), model_of(ex).encode_task(task)
+    assert one == encode_task(task, n_examples=1, max_tokens=10**6) != every
+    assert every.count("|") > 0 == one.count("|")
     run = run_smoke(ex, "a5_one_demo")
     assert run.status == "COMPLETED" and run.config["policy"]["n_examples"] == 1
 
