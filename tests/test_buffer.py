@@ -146,6 +146,7 @@ def test_load_refuses_files_that_are_not_plain_data(tmp_path):
         ReplayBuffer.load(tmp_path / "nothing")
 
 
+@pytest.mark.slow
 def test_sampling_at_scale_is_weighted_and_without_replacement(pm):
     # speed at this scale is benchmarks/bench_buffer.py's business; here: the draw itself
     n = 200_000

@@ -86,6 +86,7 @@ def test_stdin_and_many_lines_keep_their_order():
         assert answer["outputs"] == expected[i % 4], i
 
 
+@pytest.mark.slow
 def test_max_elements_and_timeout_options():
     fill = {"program": "x1 = asindices(I)\nO = fill(I, ONE, x1)", "inputs": [[[0] * 40] * 25]}
     default = answers(codeit_execute("-", "--workers", "1", stdin=jsonl(fill)))[0]
@@ -148,6 +149,7 @@ def test_one_line_never_ends_the_run():
     assert all(a == {"outputs": [[[1], [2]]], "errors": [None]} for a in out[301:])
 
 
+@pytest.mark.slow
 def test_a_stream_that_is_not_json_lines_is_one_error(tmp_path):
     """A binary file or a text that is not JSON lines is one clear error with exit status 2 (before:
     dozens of per-"line" errors and exit 0); a bad line after a good one is still its own error."""

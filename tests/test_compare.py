@@ -117,6 +117,7 @@ def read_csv(path: Path) -> list[dict[str, str]]:
 # ------------------------------------------------------------------------------------------ table
 
 
+@pytest.mark.slow
 def test_table_numbers_are_the_means_and_stds_of_metrics_json(root, tmp_path, capsys):
     code, out, _ = compare("1-4", "--runs-dir", str(root), "--metrics", *METRICS, "--out", str(tmp_path),
                            capsys=capsys)
@@ -143,6 +144,7 @@ def test_table_numbers_are_the_means_and_stds_of_metrics_json(root, tmp_path, ca
     assert line.startswith(f"| {BASE} | 1, 2 | 2 | 2 | 0.00 ± 0.00 |")
 
 
+@pytest.mark.slow
 def test_outputs_are_written_and_parse(root, tmp_path, capsys):
     code, out, err = compare("1-4", "--runs-dir", str(root), "--metrics", *METRICS, "--out", str(tmp_path),
                              capsys=capsys)
@@ -160,6 +162,7 @@ def test_outputs_are_written_and_parse(root, tmp_path, capsys):
     assert pixels.shape[0] > 300 and pixels.shape[1] > 600
 
 
+@pytest.mark.slow
 def test_curves_are_the_per_iteration_means_with_a_band(root):
     runs, _ = read_file_runs(root)
     comparison = compare_runs([r for r in runs if r.number <= 4], metrics=["train_loss", "buffer_size"])
@@ -174,6 +177,7 @@ def test_curves_are_the_per_iteration_means_with_a_band(root):
     assert len(panels[0].collections) == 2  # one ±std band per arm
 
 
+@pytest.mark.slow
 def test_a_partial_run_is_counted_and_marked(root, capsys):
     code, out, _ = compare("1-5", "--runs-dir", str(root), "--metrics", "train_loss", capsys=capsys)
     assert code == 0
@@ -188,6 +192,7 @@ def test_a_partial_run_is_counted_and_marked(root, capsys):
     assert "Notes:" not in out
 
 
+@pytest.mark.slow
 def test_broken_folders_and_resumed_runs_are_left_out_with_a_note(root, capsys):
     code, out, _ = compare("--runs-dir", str(root), "--metrics", "train_loss", capsys=capsys)
     assert code == 0
@@ -201,6 +206,7 @@ def test_broken_folders_and_resumed_runs_are_left_out_with_a_note(root, capsys):
                      "- left out run 5 (FAILED): run 6 resumed it and recorded its meta-iterations again"]
 
 
+@pytest.mark.slow
 def test_control_difference_and_spread(root, tmp_path, capsys):
     code, out, _ = compare("1-4", "--runs-dir", str(root), "--metrics", *METRICS, "--control", BASE,
                            "--out", str(tmp_path), capsys=capsys)
@@ -228,6 +234,7 @@ def test_control_difference_and_spread(root, tmp_path, capsys):
 # -------------------------------------------------------------------------------------- selection
 
 
+@pytest.mark.slow
 def test_selection_by_ids_named_configs_and_config(root, capsys):
     def arms(*args: str) -> list[str]:
         code, out, _ = compare(*args, "--runs-dir", str(root), "--metrics", "train_loss", capsys=capsys)
@@ -250,6 +257,7 @@ def test_selection_by_ids_named_configs_and_config(root, capsys):
         "| init.mutated=30", "| init.mutated=0"]
 
 
+@pytest.mark.slow
 def test_cli_prints_the_table_without_importing_torch(root):
     """The real command line in a fresh interpreter: the table on stdout, nothing heavy imported."""
     script = ("import sys; from codeit.cli import main; code = main(sys.argv[1:]); "
@@ -270,6 +278,7 @@ def test_cli_prints_the_table_without_importing_torch(root):
     (["3-1"], "empty run range '3-1'"),
     (["--group-by", "init.mutatd"], "--group-by 'init.mutatd': no selected run has this config key"),
 ])
+@pytest.mark.slow
 def test_user_errors_are_one_line(root, args, message, capsys):
     code, out, err = compare("--runs-dir", str(root), *args, capsys=capsys)
     assert code == 2 and out == ""
@@ -285,6 +294,7 @@ def test_an_unreachable_database_is_a_user_error():
 # ---------------------------------------------------------------------------------------- MongoDB
 
 
+@pytest.mark.slow
 @pytest.mark.mongo
 def test_files_and_mongodb_give_the_same_comparison(mongo_db, tmp_path, capsys):
     url, db_name = mongo_db

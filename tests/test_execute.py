@@ -189,6 +189,7 @@ def test_batch_keep_values():
     assert mirrored.values == (((2, 1), (4, 3)),)
 
 
+@pytest.mark.slow
 def test_hostile_programs_are_contained_and_the_batch_goes_on():
     hostile = {
         "interval": BIG + "O = interval(ZERO, x3, ONE)",  # a 10**8-element tuple, built in C
@@ -254,6 +255,7 @@ def test_a_job_that_cannot_be_sent_fails_alone():
     assert all(e.startswith("invalid input: cannot be passed to a worker (RecursionError") for e in results[50].errors)
 
 
+@pytest.mark.slow
 def test_oversize_grids_are_limits_and_never_sent():
     """A grid of more than MAX_GRID_CELLS cells in or out fails with ``limit:``, in process and in the
     workers alike; an oversize input is not sent (before: a 5000x5000 input was killed as a timeout,
@@ -274,6 +276,7 @@ def test_oversize_grids_are_limits_and_never_sent():
     assert alone.errors == ("limit: input grid of 2,250,000 cells (at most 1,000,000)",)
 
 
+@pytest.mark.slow
 def test_each_input_has_its_own_time_limit():
     """The time limit is per input: a job of 16 inputs that each take a few tenths of a second in C
     code (beyond a 0.05 s limit, so each fails with ``timeout:``) is not killed by the watchdog,

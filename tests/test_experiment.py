@@ -195,6 +195,7 @@ def test_model_size_configs_build_the_intended_models():
 # every named config at smoke size
 
 
+@pytest.mark.slow
 def test_smoke_alone_records_metrics_and_artifacts(ex):
     run = run_smoke(ex)
     assert run.status == "COMPLETED"
@@ -221,6 +222,7 @@ def test_smoke_alone_records_metrics_and_artifacts(ex):
     assert run.result["iterations"] == 2
 
 
+@pytest.mark.slow
 def test_a1_no_exit(ex):
     run = run_smoke(ex, "a1_no_exit")
     assert run.status == "COMPLETED" and run.config["mutation_chunk"] == 15
@@ -229,6 +231,7 @@ def test_a1_no_exit(ex):
     assert all(n > 0 for n in metrics["new_mutated_entries"])  # fresh mutated tasks every iteration
 
 
+@pytest.mark.slow
 def test_a2_no_relabeling(ex):
     run = run_smoke(ex, "a2_no_relabeling")
     assert run.status == "COMPLETED"
@@ -236,6 +239,7 @@ def test_a2_no_relabeling(ex):
     assert all(e.accuracy == 1.0 for e in policy)
 
 
+@pytest.mark.slow
 def test_a3_no_priority(ex):
     run = run_smoke(ex, "a3_no_priority")
     assert run.status == "COMPLETED"
@@ -252,6 +256,7 @@ def model_of(ex, *names, **updates):
     return get_plugin_manager(config).hook.codeit_make_model(name=config["plugins"]["model"], config=config)
 
 
+@pytest.mark.slow
 def test_a4_no_pretraining(ex, tmp_path):
     # the effect, not the flag: from a pretrained directory, A4 starts from other (random) weights
     import torch
@@ -268,6 +273,7 @@ def test_a4_no_pretraining(ex, tmp_path):
     assert run.status == "COMPLETED" and run.config["policy"]["random_weights"] is True
 
 
+@pytest.mark.slow
 def test_a5_one_demo(ex):
     # the effect, not the flag: the model's input holds one demonstration (a ``|``-free pair) instead of all
     from codeit.encoding import encode_task
@@ -282,12 +288,14 @@ def test_a5_one_demo(ex):
     assert run.status == "COMPLETED" and run.config["policy"]["n_examples"] == 1
 
 
+@pytest.mark.slow
 def test_a6_no_mutation(ex):
     run = run_smoke(ex, "a6_no_mutation")
     assert run.status == "COMPLETED"
     assert "mutated" not in run.info["initial_buffer"]["sources"]
 
 
+@pytest.mark.slow
 def test_tiny_and_dev(ex):
     run = run_smoke(ex, "tiny", "dev", n_iterations=1)
     assert run.status == "COMPLETED"
@@ -296,12 +304,14 @@ def test_tiny_and_dev(ex):
 
 @pytest.mark.skipif(not shared_data_available(), reason="the CodeIt data folder (../shared/codeit-data or "
                     "$CODEIT_DATA) is absent")
+@pytest.mark.slow
 def test_codeit_data(ex):
     run = run_smoke(ex, "codeit_data", n_iterations=1)
     assert run.status == "COMPLETED"
     assert run.info["initial_buffer"]["sources"]["initial"] > 300  # the published training programs
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not shared_data_available(), reason="needs the CodeIt data ($CODEIT_DATA or ../shared/codeit-data)")
 def test_laptop_and_its_control_run_at_test_size(ex):
     """``with laptop``, cut to the suite's size: warm-up, the short-program search set, the new metrics."""
@@ -318,6 +328,7 @@ def test_laptop_and_its_control_run_at_test_size(ex):
             assert metrics["new_policy_entries"] == [0]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("candidates", ["solving", "any"])
 def test_mutation_baseline(ex, candidates):
     run = run_smoke(ex, "mutation_baseline", baseline={"candidates": candidates})
@@ -411,6 +422,7 @@ def test_hub_model_configs_run_from_the_local_cache(name, offline_hub, tmp_path)
     assert T5Config.from_pretrained(find_checkpoint(folder) / "model" / "model").d_model == 64  # the stand-in
 
 
+@pytest.mark.slow
 def test_a_hub_model_that_is_not_available_fails_with_its_name(tmp_path):
     env = {k: v for k, v in os.environ.items() if k != "CODEIT_MONGO_URL"}
     env.update(HF_HUB_CACHE=str(tmp_path / "empty-cache"), HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1")
@@ -425,6 +437,7 @@ def test_a_hub_model_that_is_not_available_fails_with_its_name(tmp_path):
 # failures, captured output
 
 
+@pytest.mark.slow
 def test_failed_run_is_recorded_with_its_traceback(ex, tmp_path, monkeypatch):
     (tmp_path / "failing_plugin.py").write_text(
         "def codeit_iteration_start(iteration):\n"
@@ -441,6 +454,7 @@ def test_failed_run_is_recorded_with_its_traceback(ex, tmp_path, monkeypatch):
     assert metrics_of(folder)["solve_rate"] and (folder / "performance.csv").is_file()  # what was done is kept
 
 
+@pytest.mark.slow
 def test_progress_bars_do_not_flood_the_captured_output(ex):
     run = run_smoke(ex, "a6_no_mutation", n_iterations=1, policy={"progress": True})
     assert run.status == "COMPLETED"
@@ -466,6 +480,7 @@ def wait_until_stable(path: Path, quiet_s: float = 1.0) -> bytes:
         time.sleep(0.1)
 
 
+@pytest.mark.slow
 def test_resume_after_sigkill_matches_an_uninterrupted_run(ex, tmp_path):
     # time limits no program reaches on a loaded machine: equal runs need equal time-limit hits (a mutated
     # program that times out in one run only gives the two runs different buffers from the start)
@@ -530,6 +545,7 @@ def test_resume_after_sigkill_matches_an_uninterrupted_run(ex, tmp_path):
     assert [(e.key, e.accuracy) for e in saved_buffer(a)] == [(e.key, e.accuracy) for e in saved_buffer(b)]
 
 
+@pytest.mark.slow
 def test_resume_from_a_run_id(ex, runs_root):
     first = run_smoke(ex, "a6_no_mutation", n_iterations=1)
     # `resume_from=3` on the command line reaches the config as a number
@@ -556,6 +572,7 @@ def test_named_configs_are_not_changed_by_earlier_runs(ex):
 # MongoDB
 
 
+@pytest.mark.slow
 @pytest.mark.mongo
 def test_one_id_per_run_in_the_console_the_database_and_the_file_record(mongo_db, tmp_path):
     """Runs recorded to files alone take ids 1 and 2; the database is empty; the next run, recorded to
@@ -583,6 +600,7 @@ class KillDatabaseAfterFirstIteration:
             self.server.kill()
 
 
+@pytest.mark.slow
 @pytest.mark.mongo
 def test_smoke_run_outlives_its_database(mongo_server_factory, tmp_path, caplog):
     """The database dies after the first meta-iteration: the run completes, the file record is whole,

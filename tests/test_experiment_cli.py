@@ -68,6 +68,7 @@ def config_of(cwd: Path) -> dict:
     return json.loads((run / "config.json").read_text())
 
 
+@pytest.mark.slow
 def test_a_weighted_mix_with_a_scheme_from_the_working_folder_as_typed_in_a_shell(tmp_path):
     (tmp_path / "my_priority.py").write_text(SCHEME)
     selection = 'plugins.priority={"squared": 1.0, "performance": 0.5}'
@@ -110,7 +111,8 @@ def test_user_errors_are_one_line_and_a_nonzero_exit(tmp_path, monkeypatch, caps
 
 @pytest.mark.parametrize("args,message", [
     (["n_iteration=2"], "unknown config key 'n_iteration' (did you mean 'n_iterations'?)"),
-    (["-m", "127.0.0.1:1:codeit"], "MongoDB at mongodb://127.0.0.1:1 (database 'codeit') is unreachable"),
+    pytest.param(["-m", "127.0.0.1:1:codeit"], "MongoDB at mongodb://127.0.0.1:1 (database 'codeit') is unreachable",
+                 marks=pytest.mark.slow),  # waits out the driver's server selection
 ])
 def test_user_errors_in_a_shell_are_one_line(tmp_path, args, message):
     proc = experiment(tmp_path, *TINY, *args, check=False)

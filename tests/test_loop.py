@@ -201,6 +201,7 @@ def test_two_iterations_with_a_real_tiny_model(data, tmp_path):
     assert not (tmp_path / "run" / "checkpoints" / "iter-0000").exists()  # keep: 1
 
 
+@pytest.mark.slow
 def test_resume_gives_the_same_run_as_an_uninterrupted_one(data, tmp_path):
     full = make_loop(config(n_iterations=3), data, tmp_path, "full")
     full.run()
@@ -431,6 +432,7 @@ def test_a_damaged_checkpoint_is_refused_naming_the_file(data, tmp_path, target,
         resumed.run()
 
 
+@pytest.mark.slow
 def test_background_checkpoints_hold_what_foreground_ones_do(data, tmp_path):
     files, states = {}, {}
     for background in (False, True):
@@ -495,6 +497,7 @@ def test_continuous_measures_of_the_policy_progress(data, tmp_path):
     assert {"policy_best_demo_accuracy_now", "policy_best_similarity", "policy_best_similarity_now"} <= set(csv_header)
 
 
+@pytest.mark.slow
 def test_warmup_epochs_train_on_the_initial_part_before_iteration_0(data, tmp_path):
     loop = make_loop(config(n_iterations=1, train={"warmup_epochs": 2}), data, tmp_path)
     loop.run()
@@ -508,6 +511,7 @@ def test_warmup_epochs_train_on_the_initial_part_before_iteration_0(data, tmp_pa
     assert loop.state.history[0]["train_loss"] < plain.state.history[0]["train_loss"]
 
 
+@pytest.mark.slow
 def test_exclude_known_programs_leaves_out_search_tasks_the_initial_buffer_solves(tmp_path):
     """data.exclude_known_programs: a held-out task whose known program is a training program or one
     of the initial buffer's mutated programs is left out (recalled, not searched), also after a resume."""

@@ -78,6 +78,7 @@ def _check_variants(program: str, inputs, n_demos: int, mutants) -> None:
         seen.add(result.outputs)
 
 
+@pytest.mark.slow
 def test_variants_of_seed_programs_are_valid_distinct_and_deterministic():
     seeds = load_seed_programs()
     mutator = Depth1Mutator()

@@ -34,6 +34,7 @@ def _run(out: Path, *extra: str) -> None:
     assert cli(["mutation-baseline", "--out", str(out), *ARGS, *extra]) == 0
 
 
+@pytest.mark.slow
 def test_end_to_end_with_the_project_seeds(tmp_path, capsys):
     out = tmp_path / "run"
     _run(out)
@@ -127,6 +128,7 @@ def test_scoring_finds_solutions_and_applies_the_top3_rule():
     assert _score(programs, no_test, "tests")["fast_matches"] == 0
 
 
+@pytest.mark.slow
 def test_an_item_that_hangs_is_retried_once_then_reported(monkeypatch):
     # the test handler of tests/worker_handlers.py hangs on request; the 1 s budget starts when the
     # worker has the item, so starting an interpreter on a loaded machine never counts
@@ -216,6 +218,7 @@ def test_pruned_any_gives_the_exhaustive_curve(tmp_path, capsys):
     assert sum(map(len, small.values())) < sum(map(len, every.values()))
 
 
+@pytest.mark.slow
 @needs_data
 def test_published_seeds_small_run(tmp_path):
     out = tmp_path / "pub"
@@ -263,6 +266,7 @@ def _depth1_sequence(seeds: list[Task], n: int, seed: int = 0) -> list[tuple[str
     return sequence
 
 
+@pytest.mark.slow
 def test_the_mutants_are_the_depth1_sequence(tmp_path):
     """With the built-in mutator alone, the hooks give exactly the sequence of Depth1Mutator, with the
     edit of each variant recorded (what keeps the published curve unchanged)."""
@@ -305,6 +309,7 @@ def _swaps_of(parent: str) -> set[str]:
     return variants
 
 
+@pytest.mark.slow
 def test_a_third_party_mutator_is_what_the_baseline_scores(tmp_path, capsys, example_plugin):
     """``--plugin-module`` registers a mutator; with ``--mutator`` naming it alone, every mutated
     program -- and so every program scored -- is one of its mirror swaps; with both mutators, the

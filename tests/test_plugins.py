@@ -119,6 +119,7 @@ def test_selection_helpers():
         plugins_config({"plugins": ["x"]})
 
 
+@pytest.mark.slow
 def test_codeit_plugins_command_lists_builtins_and_their_hooks():
     out = subprocess.run([sys.executable, "-m", "codeit.cli", "plugins"], capture_output=True, text=True,
                          check=True).stdout
@@ -131,4 +132,4 @@ def test_codeit_plugins_command_lists_builtins_and_their_hooks():
     assert "disabled: relabel" in disabled and "relabel  [builtin]" not in disabled
     bad = subprocess.run([sys.executable, "-m", "codeit.cli", "plugins", "-m", "no_such_module_xyz"],
                          capture_output=True, text=True, check=False)
-    assert bad.returncode == 1 and "cannot import plugin module" in bad.stdout
+    assert bad.returncode == 2 and bad.stdout == "" and "cannot import plugin module" in bad.stderr

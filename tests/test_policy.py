@@ -208,6 +208,7 @@ def test_sampling_batches_respect_sequence_and_token_budgets(monkeypatch):
     assert auto_batch_tokens(base) == int(0.35 * 40 * 2**30 / (4 * 12 * 768 * 2))
 
 
+@pytest.mark.slow
 def test_pruned_decoder_matches_generate(greedy_policy, pairs):
     """Greedy decoding with finished rows pruned after every step equals transformers' generate."""
     from transformers import GenerationConfig, LogitsProcessorList
@@ -610,6 +611,7 @@ def test_caches_return_what_the_computation_returns(pairs):
     assert [list(a) for a in uncached.token_ids(texts, 1026)] == plain and len(uncached._ids) == 0
 
 
+@pytest.mark.slow
 def test_bf16_training_on_cpu_lowers_the_loss(pairs):
     policy = Policy(tiny(precision="bf16"))
     before = policy.loss(pairs)
@@ -666,6 +668,7 @@ def test_token_ids_come_in_chunks_and_equal_one_call(pairs):
     assert [list(a) for a in ids] == policy.tokenizer(texts, truncation=True, max_length=1026)["input_ids"]
 
 
+@pytest.mark.slow
 def test_piecewise_token_ids_and_cached_grid_texts_equal_the_tokenizer_on_real_tasks():
     """The finer caches (grid texts; token ids of the pieces between ``|`` and newlines) give exactly the
     texts and ids of the uncached path, on the 400 ARC training tasks, relabelled variants sharing their

@@ -240,6 +240,7 @@ def test_unreachable_database_fails_the_start_quickly(tmp_path):
     assert mongo.runs.database.client.options.server_selection_timeout == 0.5
 
 
+@pytest.mark.slow
 @pytest.mark.mongo
 def test_server_killed_mid_run(mongo_server_factory, tmp_path, caplog):
     """The run completes, its file record is complete, the loss is announced, and resync repairs it."""
@@ -331,6 +332,7 @@ def test_server_killed_mid_run(mongo_server_factory, tmp_path, caplog):
     assert uploaded() == (doc, metrics, n_files)
 
 
+@pytest.mark.slow
 @pytest.mark.mongo
 def test_connection_lost_and_back_within_the_run(mongo_server_factory, tmp_path, caplog):
     """A database that is back before the run ends gets the whole run, and the log says so."""

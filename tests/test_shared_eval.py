@@ -199,6 +199,7 @@ def _family_programs() -> list[tuple[str, list]]:
     return programs
 
 
+@pytest.mark.slow
 def test_program_set_agrees_with_lone_runs():
     """Every program that a ProgramSet finds matching (sharing, memo, pruning on) is exactly the set
     found by running each program alone with the executor."""
@@ -240,6 +241,7 @@ def test_at_least_counts_matches_per_program():
         assert pset.at_least(examples, 1, subset) == [i for i in subset if counts[i] >= 1]
 
 
+@pytest.mark.slow
 @needs_data
 def test_program_set_agrees_on_published_families():
     """The same agreement for published programs and their mutants on evaluation tasks."""

@@ -138,6 +138,7 @@ def test_split_tasks_reports_missing_keys(arc):
         split_tasks(arc["training"], {"train": ["nope"]})
 
 
+@pytest.mark.slow
 @needs_data
 def test_codeit_folder_loader_on_the_published_data(arc):
     data = load_codeit_folder(DATA)

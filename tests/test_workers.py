@@ -56,6 +56,7 @@ def test_jobs_are_answered_after_their_setup():
         assert pool.restarts == 0
 
 
+@pytest.mark.slow
 def test_the_watchdog_kills_a_silent_job_and_spares_one_that_beats():
     # budgets of 1 s: a job silent longer is killed; one that beats every 0.3 s runs as long as it
     # needs; the job queued behind the killed one is sent again to the new worker.  The worker's
