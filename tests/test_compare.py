@@ -323,3 +323,12 @@ def test_files_and_mongodb_give_the_same_comparison(mongo_db, tmp_path, capsys):
     assert f"| {BASE} (control) | 1, 2, 3 | 3 | 1-2 |" in tables["files"]
     assert "not all completed: run 5 FAILED; lengths differ: 1-2 iterations |" in tables["files"]
     assert (tmp_path / "mongo" / "compare.csv").read_text() == (tmp_path / "files" / "compare.csv").read_text()
+
+
+def test_equal_means_from_different_runs_are_no_difference():
+    # 1/22 and 3/22 against 3/22, 2/22 and 1/22: the same mean, whose float sums differ in the last bit
+    from codeit.compare.arms import Difference, Stat
+
+    arm, control = Stat.of([1 / 22, 3 / 22]), Stat.of([3 / 22, 2 / 22, 1 / 22])
+    d = Difference.of(arm, control)
+    assert d.diff == 0 and d.verdict == "within spread"

@@ -94,7 +94,8 @@ class Difference:
     def of(cls, arm: Stat, control: Stat) -> Difference:
         if arm.mean is None or control.mean is None:
             return cls(None, None, "n/a")
-        diff = arm.mean - control.mean
+        # equal means computed from different runs differ by float noise (1e-15): that is no difference
+        diff = round(arm.mean - control.mean, 12)
         if arm.std is None or control.std is None:
             return cls(diff, None, "n/a")
         spread = arm.std + control.std
