@@ -228,7 +228,8 @@ with BatchExecutor(workers=2) as local:
     here = local.run(jobs)
 with RayExecutor(settings=RaySettings(address="local", chunk_size=16)) as ex:
     on_ray = ex.run(jobs)
-    print(json.dumps({"same": on_ray == here, "n": len(on_ray), "places": ex.actors.places}), flush=True)
+    print(json.dumps({"same": on_ray == here, "n": len(on_ray), "actors": len(ex.actors.actors),
+                      "places": ex.actors.places}), flush=True)
     sys.stdin.read()  # Ray stays up until the test has looked
 """
     env = {k: v for k, v in os.environ.items() if k not in ("RAY_ADDRESS", LOOPBACK_ENV)}
@@ -249,7 +250,9 @@ with RayExecutor(settings=RaySettings(address="local", chunk_size=16)) as ex:
         errors.close()
         shutil.rmtree(env["RAY_TMPDIR"], ignore_errors=True)
     assert report["same"] and report["n"] == 160  # the same results as the local pool, in job order
-    assert len(report["places"]) == 2  # one actor per CPU of this 2-core machine
+    # one actor per CPU of this 2-core machine; on a loaded machine the second may still be starting
+    # when the first has run every job (work never waits for all actors), so only one may have a place
+    assert report["actors"] == 2 and 1 <= len(report["places"]) <= 2
     owners = {name for _, name in sockets}
     assert {"gcs_server", "raylet"} <= owners, sockets  # Ray's servers are among what was checked
     assert sockets and all(is_loopback_address(local) for local, _ in sockets), sockets
