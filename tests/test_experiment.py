@@ -261,12 +261,13 @@ def test_a4_no_pretraining(ex, tmp_path):
     # the effect, not the flag: from a pretrained directory, A4 starts from other (random) weights
     import torch
 
-    source = model_of(ex).policy.model
-    source.save_pretrained(tmp_path / "pretrained")
-    model_of(ex).policy.tokenizer.save_pretrained(tmp_path / "pretrained")
+    policy = model_of(ex, seed=1).policy
+    policy.model.save_pretrained(tmp_path / "pretrained")
+    policy.tokenizer.save_pretrained(tmp_path / "pretrained")
+    source = policy.model
     pretrained = {"policy": {"model": str(tmp_path / "pretrained")}}
-    loaded = model_of(ex, **pretrained).policy.model.state_dict()
-    scratch = model_of(ex, "a4_no_pretraining", **pretrained).policy.model.state_dict()
+    loaded = model_of(ex, seed=2, **pretrained).policy.model.state_dict()
+    scratch = model_of(ex, "a4_no_pretraining", seed=2, **pretrained).policy.model.state_dict()
     assert all(torch.equal(loaded[k], v) for k, v in source.state_dict().items())
     assert not all(torch.equal(scratch[k], v) for k, v in source.state_dict().items())
     run = run_smoke(ex, "a4_no_pretraining")
