@@ -160,8 +160,11 @@ class CodeItLoop:
                 self.executor = None
                 metrics = metrics or (self.state.history[-1] if self.state.history else {})
                 self.pm.hook.codeit_run_end(config=self.config, buffer=self.buffer, metrics=metrics, run=self)
+        n = len(self.search_tasks)
+        ranked = (f"{metrics['solved_cumulative']:g}/{n} search tasks solved by the top 3 of every program so far "
+                  f"({metrics.get('solved_policy_only', 0):g} by the policy's), ") if "solved_cumulative" in metrics else ""
         self.log(f"done: {_count(self.state.iteration, 'meta-iteration')} in {time.perf_counter() - started:.0f} s; "
-                 f"solved {len(self.state.solutions)}/{len(self.search_tasks)} search tasks (cumulative)")
+                 f"{ranked}{len(self.state.solutions)}/{n} solved at some meta-iteration")
         return dict(metrics)
 
     def iteration(self, i: int) -> dict[str, float]:
