@@ -50,6 +50,7 @@ pytestmark = [
     pytest.mark.skipif(shutil.which("ss") is None, reason="ss (iproute2) is needed to see what listens"),
     pytest.mark.timeout(1800),
     pytest.mark.slow,  # real Ray clusters start in tens of seconds
+    pytest.mark.xdist_group("ray"),  # one pytest-xdist worker: the module's clusters are shared, not doubled
 ]
 
 #: the baseline of these tests: 480 published mutants in 2 chunks on the first 62 evaluation tasks
