@@ -267,7 +267,7 @@ def test_cli_prints_the_table_without_importing_torch(root):
                        check=False, capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr
     assert r.stdout.startswith("## 4 runs in 2 arms\n")
-    assert f"| {BASE} | 1, 2 | 2 | 2 | 0.00 ± 0.00 | 0.00 ± 0.00 | 0 ± 0 | 0 ± 0 |" in r.stdout
+    assert f"| {BASE} | 1, 2 | 2 | 2 | 0.00 ± 0.00 | 0.00 ± 0.00 | 0.00 ± 0.00 | 0 ± 0 | 0 ± 0 | 0 ± 0 |" in r.stdout
 
 
 @pytest.mark.parametrize(("args", "message"), [

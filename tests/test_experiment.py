@@ -172,7 +172,7 @@ def test_laptop_control_is_the_laptop_without_relabelling(ex):
     cfg = ex.run("print_config", named_configs=["laptop", "control"], options=SYS_CAPTURE).config
     assert cfg["plugins"]["relabel"] == [] and cfg["plugins"]["sampler"] == ["policy"]
     # the same sampled-program count as the laptop run
-    assert cfg["policy"]["n_samples"] == 128 and cfg["n_iterations"] == LAPTOP["n_iterations"] == 40
+    assert cfg["policy"]["n_samples"] == 128 and cfg["n_iterations"] == LAPTOP["n_iterations"] == 80
     assert cfg["mutation_chunk_ratio"] == 0.0  # unlike A1: no fresh mutated tasks
 
 
@@ -203,7 +203,8 @@ def test_smoke_alone_records_metrics_and_artifacts(ex):
     assert json.loads((folder / "run.json").read_text())["status"] == "COMPLETED"
     assert json.loads((folder / "config.json").read_text())["policy"]["model"] == "tiny"
     metrics = metrics_of(folder)
-    for name in ["solve_rate", "solve_rate_cumulative", "solve_rate_policy_only", "demo_solve_rate",
+    for name in ["solve_rate", "solve_rate_cumulative", "solve_rate_policy_only", "solve_rate_policy_ever",
+                 "solved_policy_ever", "solve_rate_ever", "demo_solve_rate",
                  "buffer_size", "buffer_policy", "new_entries", "programs_distinct", "train_loss",
                  "sample_seconds", "execute_seconds", "train_seconds", "programs_per_second"]:
         assert len(metrics[name]) == 2, name

@@ -542,3 +542,37 @@ def test_exclude_known_programs_leaves_out_search_tasks_the_initial_buffer_solve
                       "plain", solve_at={})
     plain.run()
     assert len(plain.search_tasks) == 5 and "init_search_excluded" not in plain.state.init_metrics
+
+
+class Fickle:
+    """Sampler ``policy`` for one task: its right (two-line) program first, then three shorter programs that
+    reproduce every demonstration and fail the test, which outrank it in the top 3."""
+
+    RIGHT = "x1 = rot180(I)\nO = hmirror(x1)"
+    WRONG = ("O = identity(I)", "O = hmirror(I)", "O = rot180(I)")
+
+    def codeit_sample_programs(self, name, tasks, iteration):
+        if name != "policy":
+            return None
+        return {task.key: [self.RIGHT] if iteration == 0 else list(self.WRONG) for task in tasks}
+
+
+def test_a_task_solved_at_some_iteration_stays_counted_when_the_top_3_lose_it(data, tmp_path):
+    """solved_policy_ever (DESIGN's cumulative "any solution so far") keeps a task the policy's top 3 solved
+    at iteration 0 after wrong programs that reproduce every demonstration outrank the right one."""
+    symmetric = [((1, 2, 1), (3, 4, 3), (1, 2, 1)), ((5, 0, 5), (0, 5, 0), (5, 0, 5)), ((7, 7), (2, 2), (7, 7))]
+    test_input = ((1, 2, 3), (4, 5, 6), (7, 8, 9))
+    outputs = run_program(Fickle.RIGHT, symmetric + [test_input]).outputs
+    task = Task("s-fickle", tuple(Example(i, o) for i, o in zip(symmetric, outputs[:3])),
+                (Example(test_input, outputs[3]),), None)
+    search = RunData(data.train, [task], "one task")
+    cfg = config(n_iterations=2, plugins={"model": None, "sampler": ["policy"], "disable": ["policy_sampler"]})
+    pm = get_plugin_manager(merge_config(cfg, {"plugins": {"disable": ["depth1", "policy_sampler"]}}),
+                            plugins=[("fickle", Fickle()), ("swap", Swap())])
+    loop = CodeItLoop(cfg, pm, work_dir=tmp_path / "run", data=search, log=lambda text: None)
+    loop.run()
+    m0, m1 = loop.state.history
+    assert (m0["solved_policy_only"], m0["solved_policy_ever"], m0["solved_ever"]) == (1, 1, 1)
+    assert (m1["solved_policy_only"], m1["solved_cumulative"]) == (0, 0)  # outranked by three wrong programs
+    assert (m1["solved_policy_ever"], m1["solve_rate_policy_ever"], m1["solved_ever"]) == (1, 1.0, 1)
+    assert loop.state.policy_solutions() == {"s-fickle": 0}

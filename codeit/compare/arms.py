@@ -27,10 +27,11 @@ from codeit.errors import UserError, did_you_mean
 __all__ = ["DEFAULT_GROUP_BY", "DEFAULT_METRICS", "REPETITION_KEYS", "Arm", "Comparison", "Difference",
            "Stat", "arm_label", "compare_runs", "is_fraction"]
 
-#: reported unless metrics are named: the policy-only and cumulative solve rates and solved counts,
-#: and the policy's best demonstration accuracy (the learning signal while nothing is solved yet)
-DEFAULT_METRICS = ("solve_rate_policy_only", "solve_rate_cumulative", "solved_policy_only", "solved_cumulative",
-                   "policy_best_demo_accuracy")
+#: reported unless metrics are named: the policy-only and cumulative solve rates and solved counts
+#: (``_ever``: solved at some meta-iteration), and the policy's best demonstration accuracy (the
+#: learning signal while nothing is solved yet)
+DEFAULT_METRICS = ("solve_rate_policy_ever", "solve_rate_policy_only", "solve_rate_cumulative",
+                   "solved_policy_ever", "solved_policy_only", "solved_cumulative", "policy_best_demo_accuracy")
 #: the fallback when none of those was logged (the mutation baseline logs only these)
 FALLBACK_METRICS = ("solve_rate", "solved")
 #: group-by words: ``named_configs`` (the run's named configs in order) and ``updates`` (its

@@ -164,7 +164,8 @@ class CodeItLoop:
         ranked = (f"{metrics['solved_cumulative']:g}/{n} search tasks solved by the top 3 of every program so far "
                   f"({metrics.get('solved_policy_only', 0):g} by the policy's), ") if "solved_cumulative" in metrics else ""
         self.log(f"done: {_count(self.state.iteration, 'meta-iteration')} in {time.perf_counter() - started:.0f} s; "
-                 f"{ranked}{len(self.state.solutions)}/{n} solved at some meta-iteration")
+                 f"{ranked}{len(self.state.solutions)}/{n} solved at some meta-iteration "
+                 f"({len(self.state.policy_solutions())} by the policy's)")
         return dict(metrics)
 
     def iteration(self, i: int) -> dict[str, float]:
@@ -459,7 +460,9 @@ class CodeItLoop:
     def _score(self, i: int, outcome: IterationResults) -> dict[str, float]:
         """The solve rates of iteration ``i``: this iteration's candidates, every candidate so far
         (cumulative; first solutions are announced with ``codeit_solution_found``) and the policy's
-        candidates so far (policy only), plus the best demonstration accuracy the policy has reached
+        candidates so far (policy only); the tasks those top 3 solved at some meta-iteration so far
+        (``_ever``: DESIGN's "any solution so far", which a later, better-ranked wrong program cannot
+        take back); plus the best demonstration accuracy the policy has reached
         per task (a measure that moves before tasks are solved)."""
         n = max(1, len(self.search_tasks))
         state = self.state
@@ -478,11 +481,15 @@ class CodeItLoop:
             policy = state.candidates_from(key, POLICY_SOURCE)
             if is_solved(policy):
                 solved_policy.add(key)
+                state.mark_policy_solved(key, i)
             best_policy += max((c.demo_accuracy for c in policy), default=0.0)
         new_solved = sum(1 for s in state.solutions.values() if s["iteration"] == i)
+        policy_ever = len(state.policy_solutions())
         return {"solved": len(solved_now), "solve_rate": len(solved_now) / n,
                 "solved_cumulative": len(solved_all), "solve_rate_cumulative": len(solved_all) / n,
                 "solved_policy_only": len(solved_policy), "solve_rate_policy_only": len(solved_policy) / n,
+                "solved_ever": len(state.solutions), "solve_rate_ever": len(state.solutions) / n,
+                "solved_policy_ever": policy_ever, "solve_rate_policy_ever": policy_ever / n,
                 "demo_solved": len(demo_now), "demo_solve_rate": len(demo_now) / n,
                 "demo_solve_rate_cumulative": len(demo_all) / n, "new_solved": new_solved,
                 "tasks_with_candidates": len(state.candidates),
@@ -513,6 +520,7 @@ class CodeItLoop:
         loss = f", loss {m['train_loss']:.3f}" if "train_loss" in m else ""
         return (f"iteration {i + 1}/{self.config['n_iterations']}: solved {m['solved']:g}/{n} this iteration, "
                 f"{m['solved_cumulative']:g} cumulative, {m['solved_policy_only']:g} policy only "
+                f"({m['solved_policy_ever']:g} at some iteration) "
                 f"(best demo accuracy {m['policy_best_demo_accuracy_now']:.3f} now, {m['policy_best_demo_accuracy']:.3f} "
                 f"so far); "
                 f"{m['programs_distinct']:g} programs ({m['programs_valid']:g} valid), +{m['new_entries']:g} "

@@ -41,6 +41,8 @@ class RunState:
     excluded_search: list[str] = field(default_factory=list)
     #: search task key -> the best (demonstration accuracy, output similarity) of the policy's programs so far
     policy_best: dict[str, tuple[float, float]] = field(default_factory=dict)
+    #: search task key -> the first meta-iteration at which the top 3 of the policy's programs so far solved it
+    policy_solved_at: dict[str, int] = field(default_factory=dict)
 
     def update_policy_best(self, best_now: dict[str, tuple[float, float]]) -> dict[str, tuple[float, float]]:
         """Fold one meta-iteration's per-task best (accuracy, similarity) into :attr:`policy_best`."""
@@ -49,6 +51,14 @@ class RunState:
             old_acc, old_sim = best.get(key, (0.0, 0.0))
             best[key] = (max(old_acc, acc), max(old_sim, sim))
         return best
+
+    def mark_policy_solved(self, key: str, iteration: int) -> None:
+        """Note that the policy's top 3 solve task ``key`` at ``iteration`` (the first such iteration is kept)."""
+        self.policy_solutions().setdefault(key, iteration)
+
+    def policy_solutions(self) -> dict[str, int]:
+        """:attr:`policy_solved_at`: the search tasks the policy's top 3 solved at some meta-iteration."""
+        return self.__dict__.setdefault("policy_solved_at", {})  # a state pickled before this field: start empty
 
     def add_candidate(self, key: str, program: str, candidate: Candidate, source: str) -> None:
         """Remember ``program`` as a candidate of task ``key`` (the first source that found it wins)."""
