@@ -121,8 +121,8 @@ SMOKE: dict[str, Any] = {
 #: the initial buffer holds (22 tasks: held-out training tasks that must be searched, not recalled); a tiny model
 #: learns the DSL from 3 warm-up epochs over the initial buffer; sampling is cheap on a CPU (training is not), so
 #: each task gets 128 samples; relabelled programs are stored without dead lines and identity programs are not
-#: relabelled; 80 meta-iterations (at 20 CodeIt did not yet pull ahead of the control; at 60 its lead on the
-#: tasks solved at some meta-iteration was still inside the seed spread, at 80 it was beyond it).
+#: relabelled; 80 meta-iterations (at 20 CodeIt did not yet pull ahead of the control; on an AVX2 machine its lead on
+#: the tasks solved at some meta-iteration passed the seed spread from 80 on, on an AVX-512 one it did not: LAPTOP-REPORT.md).
 LAPTOP: dict[str, Any] = {
     "n_iterations": 80,
     "threads": None,                   # every core: the executor's workers are idle while the network works
