@@ -30,6 +30,7 @@ PAPER_CONFIG: dict[str, Any] = {
         "max_demos": 10,
         "max_program_tokens": None,    # only search tasks whose known program has at most this many tokens
         "exclude_known_programs": False,  # True: drop search tasks whose known program the initial buffer holds
+        "hold_out": 0,                 # move this many training tasks with programs (<= max_program_tokens) to search
     },
     # the initial buffer: training programs, programs of init.samplers for the training tasks
     # (random typed programs: the embedded data has few programs, docs/algorithm.md §6), mutated tasks

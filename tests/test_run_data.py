@@ -62,3 +62,25 @@ def test_max_program_tokens_keeps_the_search_tasks_with_short_known_programs(tmp
     assert [t.key for t in short.search] == ["v1"] and [t.key for t in short.train] == ["a"]
     with pytest.raises(UserError, match="known programs"):
         load_run_data({"data": {**section, "search_split": "test", "max_program_tokens": 12}})
+
+
+def test_hold_out_moves_short_training_tasks_to_search_the_same_for_every_run(tmp_path):
+    long = "x1 = rot90(I)\nx2 = hmirror(x1)\nx3 = vmirror(x2)\nO = hconcat(x3, x1)"
+    tasks = {"training": {"a": "O = vmirror(I)", "b": "O = rot90(I)", "c": "O = hmirror(I)", "d": long,
+                          "n": None, "v": "O = rot180(I)"}}
+    (tmp_path / "training").mkdir()
+    (tmp_path / "evaluation").mkdir()
+    for key, program in tasks["training"].items():
+        (tmp_path / "training" / f"{key}.json").write_text(json.dumps(codeit_task(key, program)))
+    (tmp_path / "split_keys.json").write_text(json.dumps({"train": ["a", "b", "c", "d", "n"], "val": ["v"],
+                                                          "test": []}))
+    section = {"source": "codeit", "path": str(tmp_path), "search_split": "val", "train_splits": ["train"],
+               "max_program_tokens": 12, "hold_out": 2}
+    first = load_run_data({"data": section})
+    held = {t.key for t in first.search} - {"v"}
+    # two of the three short programs move; the long one and the task without a program stay in training
+    assert len(held) == 2 and held < {"a", "b", "c"} and len(first.search) == 3
+    assert {t.key for t in first.train} == {"a", "b", "c", "d", "n"} - held
+    assert {t.key for t in load_run_data({"data": section}).search} == {t.key for t in first.search}
+    with pytest.raises(UserError, match="hold_out=4: only 3 training tasks"):
+        load_run_data({"data": {**section, "hold_out": 4}})

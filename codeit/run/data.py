@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import hashlib
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -87,6 +88,9 @@ def load_run_data(config: Mapping[str, Any], log: Callable[[str], None] = logger
     search = [_cap_demos(t, max_demos) for t in splits[section["search_split"]]]
     if section.get("max_program_tokens") is not None:
         search = _short_program_tasks(search, int(section["max_program_tokens"]))
+    if section.get("hold_out"):
+        train, held_out = _hold_out(train, int(section["hold_out"]), section.get("max_program_tokens"))
+        search = search + held_out
     return RunData(_first(train, section.get("n_train_tasks")), _first(search, section.get("n_search_tasks")),
                    where)
 
@@ -105,6 +109,21 @@ def _short_program_tasks(tasks: list[Task], max_tokens: int) -> list[Task]:
 
     tokenizer = dsl_tokenizer()
     return [t for t in tasks if len(tokenizer(t.program)["input_ids"]) <= max_tokens]
+
+
+def _hold_out(train: list[Task], n: int, max_tokens: int | None) -> tuple[list[Task], list[Task]]:
+    """``data.hold_out``: move ``n`` training tasks with a known program (within ``max_tokens`` when
+    set) from training to search -- a larger search set of tasks whose solutions are neither in the
+    buffer nor mutated.  The choice is a fixed hash order of the task keys, the same for every seed
+    and arm, so runs compared against each other search the same tasks."""
+    candidates = [t for t in train if t.program]
+    if max_tokens is not None:
+        candidates = _short_program_tasks(candidates, int(max_tokens))
+    if n > len(candidates):
+        raise UserError(f"data.hold_out={n}: only {len(candidates)} training tasks have a known program"
+                        + (f" of at most {max_tokens} tokens" if max_tokens is not None else ""))
+    chosen = {t.key for t in sorted(candidates, key=lambda t: hashlib.sha256(t.key.encode()).hexdigest())[:n]}
+    return [t for t in train if t.key not in chosen], [t for t in train if t.key in chosen]
 
 
 def _parsable(tasks: list[Task], log: Callable[[str], None]) -> list[Task]:
