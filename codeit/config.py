@@ -68,6 +68,7 @@ PAPER_CONFIG: dict[str, Any] = {
         "top_k": 0,
         "top_p": 1.0,
         "decoder": "pruned",
+        "prefetch": None,              # collate the next training step while the device trains; None: on CUDA
         "progress": True,
     },
     "mutation": {"variants": 4, "max_attempts": 2000},

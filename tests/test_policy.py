@@ -706,3 +706,33 @@ def test_piecewise_token_ids_and_cached_grid_texts_equal_the_tokenizer_on_real_t
             want = plain(group, max_length)
             assert [g.tolist() for g in got] == [list(w) for w in want], max_length
     assert policy.cache_stats()["pieces"]["hits"] > 0
+
+
+def test_prefetching_the_next_step_trains_exactly_as_without(pairs):
+    """The prefetch thread only moves collation off the training thread: same steps, losses and weights."""
+    results = []
+    for prefetch in (False, True):
+        policy = Policy(tiny(batch_size=4, grad_accum=2, dropout=0.0, max_batch_tokens=600, prefetch=prefetch))
+        stats = policy.train(pairs)
+        weights = torch.cat([p.detach().flatten() for p in policy.model.parameters()])
+        results.append((stats.steps, stats.examples, stats.padded_tokens, stats.losses, weights))
+    (steps, examples, padded, losses, weights), (steps2, examples2, padded2, losses2, weights2) = results
+    assert steps == steps2 > 2 and examples == examples2 and padded == padded2
+    assert losses == losses2 and torch.equal(weights, weights2)
+
+
+def test_a_failing_prefetch_raises_at_its_step():
+    from codeit.policy.training import prepared_steps
+
+    def prepare(group):
+        if group == [2]:
+            raise ValueError("bad batch")
+        return [group[0] * 10]
+
+    seen = []
+    with pytest.raises(ValueError, match="bad batch"):
+        for group, ready in prepared_steps([[0], [1], [2], [3]], prepare, prefetch=True):
+            seen.append((group, ready))
+    assert seen == [([0], [0]), ([1], [10])]
+    assert list(prepared_steps([[0], [1]], prepare, prefetch=False)) == list(
+        prepared_steps([[0], [1]], prepare, prefetch=True))

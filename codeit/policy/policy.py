@@ -108,6 +108,8 @@ class PolicyConfig:
     top_p: float = _PAPER["top_p"]
     #: "pruned" (own loop, drops finished sequences) or "hf" (transformers' generate)
     decoder: str = _PAPER["decoder"]
+    #: collate the next training step's batches while the device trains (None: on CUDA only)
+    prefetch: bool | None = None
     progress: bool = _PAPER["progress"]
 
     @classmethod
@@ -121,7 +123,7 @@ class PolicyConfig:
                            grad_accum=self.grad_accum, max_grad_norm=self.max_grad_norm,
                            max_input_tokens=self.max_input_tokens, max_target_tokens=self.max_target_tokens,
                            bucket_batches=self.bucket_batches, max_batch_tokens=self.max_batch_tokens or 0,
-                           progress=self.progress)
+                           prefetch=self.prefetch, progress=self.progress)
 
     def sample_config(self, **overrides) -> SampleConfig:
         cfg = SampleConfig(n=self.n_samples, temperature=self.temperature, max_new_tokens=self.max_new_tokens,

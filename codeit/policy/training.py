@@ -13,6 +13,9 @@
   cross-entropy over all target tokens of the step (token-weighted, so the way the examples are split
   into micro-batches does not change the objective).  Gradients are
   clipped to ``max_grad_norm``; a step with a non-finite gradient is skipped.
+* Prefetch (on CUDA by default): a background thread collates the next optimiser step's micro-batches
+  into pinned memory while the device trains on the current one, so the GPU does not wait on the
+  CPU between steps; the examples, their order and the losses are the same either way.
 * Mixed precision: autocast to bf16 (or fp16 with a ``GradScaler``) when ``precision`` says so; the
   weights and optimiser state stay fp32.
 """
@@ -21,7 +24,8 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
@@ -55,6 +59,9 @@ class TrainConfig:
     max_batch_tokens: int = 0
     #: round padded lengths up to this multiple; 0 = 8 on CUDA, 1 on CPU
     pad_multiple: int = 0
+    #: collate the next step's micro-batches in a background thread; None = on CUDA, off on CPU (where the
+    #: thread would only compete with the network for the same cores)
+    prefetch: bool | None = None
     progress: bool = True
 
 
@@ -219,6 +226,24 @@ def step_groups(batches: list[np.ndarray], examples_per_step: int) -> list[list[
     return groups
 
 
+def prepared_steps(groups: list[list[np.ndarray]], prepare: Callable[[list[np.ndarray]], list],
+                   prefetch: bool) -> Iterator[tuple[list[np.ndarray], list]]:
+    """``(group, prepare(group))`` for each optimiser step's group, in order.  With ``prefetch`` one
+    background thread prepares the next group while the caller trains on the current one; an error
+    in ``prepare`` is raised here, at the step it belongs to."""
+    if not prefetch or len(groups) < 2:
+        for group in groups:
+            yield group, prepare(group)
+        return
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="codeit-train-prefetch") as pool:
+        pending = pool.submit(prepare, groups[0])
+        for i, group in enumerate(groups):
+            ready = pending.result()
+            if i + 1 < len(groups):
+                pending = pool.submit(prepare, groups[i + 1])
+            yield group, ready
+
+
 def collate(inputs: Sequence[Sequence[int]], targets: Sequence[Sequence[int]], pad_id: int,
             decoder_start_id: int, pad_multiple: int = 1) -> dict[str, torch.Tensor]:
     """Right-padded CPU tensors: input ids, attention mask, decoder input ids (shifted) and labels."""
@@ -279,6 +304,17 @@ def train_epoch(model, tokenizer, optimizer: torch.optim.Optimizer, pairs: Seque
     if start_id is None:
         start_id = pad_id
     non_blocking = device.type == "cuda"
+    prefetch = config.prefetch if config.prefetch is not None else device.type == "cuda"
+
+    def prepare(group: list[np.ndarray]) -> list[dict[str, torch.Tensor]]:
+        """One step's micro-batches as CPU tensors (pinned for an asynchronous copy to a GPU)."""
+        out = []
+        for batch_idx in micro_batches(group, in_len, tgt_len, config.max_batch_tokens, pad_multiple):
+            batch = collate([inputs[i] for i in batch_idx], [targets[i] for i in batch_idx], pad_id,
+                            start_id, pad_multiple)
+            out.append({k: v.pin_memory() for k, v in batch.items()} if non_blocking else batch)
+        return out
+
     bar = None
     if config.progress and groups:
         from tqdm.auto import tqdm
@@ -288,13 +324,11 @@ def train_epoch(model, tokenizer, optimizer: torch.optim.Optimizer, pairs: Seque
     loss_total = 0.0
     token_total = 0
     try:
-        for group in groups:
+        for group, step_batches in prepared_steps(groups, prepare, prefetch):
             n_tokens = sum(len(targets[i]) for batch in group for i in batch)
             loss_acc = torch.zeros((), device=device)
             optimizer.zero_grad(set_to_none=True)
-            for batch_idx in micro_batches(group, in_len, tgt_len, config.max_batch_tokens, pad_multiple):
-                batch = collate([inputs[i] for i in batch_idx], [targets[i] for i in batch_idx], pad_id,
-                                start_id, pad_multiple)
+            for batch in step_batches:
                 stats.padded_tokens += batch["input_ids"].numel() + batch["labels"].numel()
                 batch = {k: v.to(device, non_blocking=non_blocking) for k, v in batch.items()}
                 with torch.autocast(device.type, dtype=amp_dtype or torch.float32,
