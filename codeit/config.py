@@ -124,9 +124,10 @@ SMOKE: dict[str, Any] = {
 #: that must be searched, not recalled; 22 alone left the control's and CodeIt's counts a seed's noise apart); a
 #: tiny model learns the DSL from 3 warm-up epochs over the initial buffer; sampling is cheap on a CPU (training is
 #: not), so each task gets 128 samples; relabelled programs are stored without dead lines and identity programs
-#: are not relabelled; 80 meta-iterations (LAPTOP-REPORT.md: shorter runs and the paper's 90/10 mix learned less).
+#: are not relabelled; 70 meta-iterations: 80 took 10 min 26 s with 36 search tasks, and at 70 CodeIt's lead over
+#: the control already passed the seed spread (LAPTOP-REPORT.md, which also shows the paper's 90/10 mix learned less).
 LAPTOP: dict[str, Any] = {
-    "n_iterations": 80,
+    "n_iterations": 70,
     "threads": None,                   # every core: the executor's workers are idle while the network works
     "data": {"source": "codeit", "search_split": "val", "train_splits": ["train"], "n_search_tasks": None,
              "max_program_tokens": 64, "exclude_known_programs": True, "hold_out": 16},
@@ -145,7 +146,7 @@ NAMED_CONFIGS: dict[str, tuple[dict[str, Any], str]] = {
     "smoke": (SMOKE, "CPU smoke size: tiny model on 1 thread, 20 search tasks, 4 samples each, 3 meta-iterations"),
     "laptop": (LAPTOP, ("CPU laptop size: CodeIt end to end on 2 cores; tiny model, 3 warm-up epochs, the val "
                         "tasks with programs of <= 64 tokens that the initial buffer does not hold plus 16 such "
-                        "training tasks held out, 128 samples each, 80 meta-iterations (needs the CodeIt data)")),
+                        "training tasks held out, 128 samples each, 70 meta-iterations (needs the CodeIt data)")),
     "control": ({"plugins": {"relabel": []}},
                 ("control: the policy is never trained on its own samples (they are scored, never relabelled "
                  "into the buffer); the same sampling as the config it follows")),
