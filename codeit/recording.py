@@ -574,14 +574,18 @@ class SafeMongoObserver(MongoObserver):
 
 # ---------------------------------------------------------------------------- Omniboard defaults
 
+#: the metrics a comparison of runs starts from: the solve rates of this iteration, of every program
+#: so far, of the policy's programs so far and of the tasks the policy solved at some iteration, and
+#: the best demonstration accuracy the policy reached (it moves before tasks are solved)
+KEY_METRICS = ("solve_rate", "solve_rate_cumulative", "solve_rate_policy_only", "solve_rate_policy_ever",
+               "policy_best_demo_accuracy")
 #: the run table's default metric columns (Omniboard 2.16.1's ``omniboard.metric.columns``): the
-#: last value of the final, cumulative and policy-only solve rates
-OMNIBOARD_METRIC_COLUMNS = tuple({"name": m, "metric_name": m, "extrema": "last"}
-                                 for m in ("solve_rate", "solve_rate_cumulative", "solve_rate_policy_only"))
+#: last value of each of :data:`KEY_METRICS`
+OMNIBOARD_METRIC_COLUMNS = tuple({"name": m, "metric_name": m, "extrema": "last"} for m in KEY_METRICS)
 #: the metrics a run's plot selects when the browser has no selection of its own (Omniboard plots
 #: all of them, so throughput in the tens of thousands flattens the solve rates); read by the page
 #: script that scripts/omniboard-preload.js adds to Omniboard
-OMNIBOARD_PLOT_METRICS = ("solve_rate", "solve_rate_cumulative", "solve_rate_policy_only")
+OMNIBOARD_PLOT_METRICS = KEY_METRICS
 #: the ``omniboard.settings`` document holding :data:`OMNIBOARD_PLOT_METRICS`; its presence also
 #: means the defaults were given, so columns a user deleted in Omniboard stay deleted
 OMNIBOARD_PLOT_SETTING = "codeit_plot_metrics"

@@ -36,7 +36,8 @@ NAMED = {"a1_no_exit": {"mutation_chunk": 15, "plugins": {"relabel": []}},
          "a3_no_priority": {"mutation_chunk": 0, "plugins": {"priority": ["uniform"]}}}
 METRIC = "solve_rate_cumulative"
 #: what comparing runs needs on first open: Omniboard's default metric columns and plotted metrics
-KEY_METRICS = ["solve_rate", "solve_rate_cumulative", "solve_rate_policy_only"]
+KEY_METRICS = ["solve_rate", "solve_rate_cumulative", "solve_rate_policy_only", "solve_rate_policy_ever",
+               "policy_best_demo_accuracy"]
 
 
 @pytest.fixture(scope="module")
@@ -142,6 +143,12 @@ def test_omniboard_page_defaults_on_first_open(recorded_runs, omniboard, chromiu
         ("wait", f"{headers}.some(h => h.textContent.trim() === 'Solve Rate Policy Only')"),
         ("sleep", "300"),
         ("eval", cells_by_run),
+        ("eval", scroll_right),  # the last key metrics' columns
+        ("wait", f"{headers}.some(h => h.textContent.trim() === 'Policy Best Demo Accuracy')"),
+        ("sleep", "300"),
+        ("eval", cells_by_run),
+        ("eval", scroll_right.replace("deltaX: 1100", "deltaX: -2200")),  # back, as a user opens a run
+        ("wait", f"{headers}.some(h => h.textContent.trim() === 'Tags')"),
         # the row's expand arrow: the detail view opens on its metric plot
         ("click", f"""[...document.querySelectorAll('.fixedDataTableRowLayout_rowWrapper')]
             .filter(r => [...r.querySelectorAll('.public_fixedDataTableCell_cellContent')]
@@ -157,13 +164,17 @@ def test_omniboard_page_defaults_on_first_open(recorded_runs, omniboard, chromiu
     ]
     result = screenshot(omniboard.base, shot, steps)
     assert result.returncode == 0, f"screenshot failed:\n{result.stderr}\n{result.stdout}"
-    first_view, _, scrolled, legend, selected = [json.loads(line) for line in result.stdout.strip().splitlines()[-5:]]
+    first_view, _, scrolled, _, scrolled_more, _, legend, selected = [
+        json.loads(line) for line in result.stdout.strip().splitlines()[-8:]]
 
     # named configs: the Tags column, in view on first open
     tags = {int(row["Id"]): row["Tags"] for row in first_view if row.get("Id", "").isdigit()}
     assert tags == {ids[named]: "smoke" + named for named in NAMED}, first_view  # chips' texts, joined
     # the key metrics' columns hold each run's last values
-    shown = {int(row["Id"]): row for row in scrolled if row.get("Id", "").isdigit()}
+    shown = {int(row["Id"]): dict(row) for row in scrolled if row.get("Id", "").isdigit()}
+    for row in scrolled_more:
+        if row.get("Id", "").isdigit() and int(row["Id"]) in shown:
+            shown[int(row["Id"])].update({k: v for k, v in row.items() if v})
     assert set(shown) == set(ids.values()), scrolled
     for named in NAMED:
         on_file = json.loads((folders[named] / "metrics.json").read_text())

@@ -206,7 +206,8 @@ def test_omniboard_defaults_are_given_once_and_tags_are_not_undone(mongo_db, tmp
         named_configs=["small"], options={**SYS_CAPTURE, "--beat-interval": "0.2"})
     assert db.runs.find_one({"_id": run._id})["omniboard"]["tags"] == ["small", "mine"]
     columns = [(c["name"], c["metric_name"], c["extrema"]) for c in db["omniboard.metric.columns"].find()]
-    assert columns == [(m, m, "last") for m in ("solve_rate", "solve_rate_cumulative", "solve_rate_policy_only")]
+    assert columns == [(m, m, "last") for m in ("solve_rate", "solve_rate_cumulative", "solve_rate_policy_only",
+                                                "solve_rate_policy_ever", "policy_best_demo_accuracy")]
     setting = db["omniboard.settings"].find_one({"name": recording.OMNIBOARD_PLOT_SETTING})
     assert setting["value"] == list(recording.OMNIBOARD_PLOT_METRICS)
 
@@ -214,7 +215,7 @@ def test_omniboard_defaults_are_given_once_and_tags_are_not_undone(mongo_db, tmp
     db["omniboard.metric.columns"].delete_one({"name": "solve_rate"})
     assert not recording.omniboard_defaults(db)
     make_experiment(make_observers(tmp_path / "runs", url, db_name=db_name)).run(options=SYS_CAPTURE)
-    assert db["omniboard.metric.columns"].count_documents({}) == 2
+    assert db["omniboard.metric.columns"].count_documents({}) == len(recording.OMNIBOARD_METRIC_COLUMNS) - 1
 
     # runs recorded without tags get them from the command line (its defaults are already given)
     untagged = make_experiment(make_observers(tmp_path / "runs", url, db_name=db_name, omniboard=False)).run(
@@ -224,7 +225,7 @@ def test_omniboard_defaults_are_given_once_and_tags_are_not_undone(mongo_db, tmp
     assert recording.main(args) == 0
     assert db.runs.find_one({"_id": untagged._id})["omniboard"]["tags"] == ["large"]
     assert db.runs.find_one({"_id": run._id})["omniboard"]["tags"] == ["small", "mine"]
-    assert db["omniboard.metric.columns"].count_documents({}) == 2
+    assert db["omniboard.metric.columns"].count_documents({}) == len(recording.OMNIBOARD_METRIC_COLUMNS) - 1
 
 
 def test_unreachable_database_fails_the_start_quickly(tmp_path):
