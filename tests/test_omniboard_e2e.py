@@ -132,22 +132,24 @@ def test_omniboard_page_defaults_on_first_open(recorded_runs, omniboard, chromiu
         return rows.slice(1).map(r => Object.fromEntries(header.map((h, i) => [h, r[i]])));
     })()"""
     # the table renders the columns in view only: scroll right to the metric columns (after Stop Time)
-    scroll_right = ("(document.querySelector('.fixedDataTableLayout_rowsContainer').dispatchEvent("
-                    "new WheelEvent('wheel', {deltaX: 1100, bubbles: true, cancelable: true})), true)")
+    def scroll(dx: int) -> str:
+        return ("(document.querySelector('.fixedDataTableLayout_rowsContainer').dispatchEvent("
+                f"new WheelEvent('wheel', {{deltaX: {dx}, bubbles: true, cancelable: true}})), true)")
+
     headers = "[...document.querySelectorAll('.public_fixedDataTable_header .public_fixedDataTableCell_cellContent')]"
     steps = [
         ("wait", "document.querySelectorAll('.fixedDataTableRowLayout_rowWrapper').length >= 3"),
         ("wait", "document.body.innerText.includes('COMPLETED') && document.body.innerText.includes('Tags')"),
         ("eval", cells_by_run),
-        ("eval", scroll_right),
+        ("eval", scroll(1100)),
         ("wait", f"{headers}.some(h => h.textContent.trim() === 'Solve Rate Policy Only')"),
         ("sleep", "300"),
         ("eval", cells_by_run),
-        ("eval", scroll_right),  # the last key metrics' columns
+        ("eval", scroll(1100)),  # the last key metrics' columns
         ("wait", f"{headers}.some(h => h.textContent.trim() === 'Policy Best Demo Accuracy')"),
         ("sleep", "300"),
         ("eval", cells_by_run),
-        ("eval", scroll_right.replace("deltaX: 1100", "deltaX: -2200")),  # back, as a user opens a run
+        ("eval", scroll(-2200)),  # back, as a user opens a run
         ("wait", f"{headers}.some(h => h.textContent.trim() === 'Tags')"),
         # the row's expand arrow: the detail view opens on its metric plot
         ("click", f"""[...document.querySelectorAll('.fixedDataTableRowLayout_rowWrapper')]
